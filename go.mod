@@ -1,0 +1,17 @@
+module github.com/gopvgrub/gopvgrub
+
+go 1.26.8
+
+require (
+	github.com/klauspost/compress v1.20.3
+	github.com/pierrec/lz4/v4 v4.1.33
+	github.com/therootcompany/xz v1.0.1
+	github.com/ulikunitz/xz v0.5.17
+)
+
+require (
+	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae
+	github.com/josharian/native v1.1.0 // indirect
+	github.com/u-root/uio v0.0.0-20230220225925-ffce2a382923 // indirect
+	golang.org/x/sys v0.45.0 // indirect
+)
