@@ -1,0 +1,70 @@
+# lib.sh - helpers for the dom0 side of e2e scenarios (sourced in dom0).
+# A scenario is testbed/scenarios/NAME/dom0.sh, run in /tb/s/NAME with a
+# time limit; it exits 0 to pass, and says why it failed with fail().
+up() { cut -d' ' -f1 /proc/uptime; }
+
+# fail REASON: stop the scenario with a one-line reason.
+fail() { echo "FAIL: $*"; exit 1; }
+
+# note TEXT: a line the host copies into the scenario's log.
+note() { echo "NOTE: $*"; }
+
+# domcfg NAME [LINE...]: write NAME.cfg for a gopvgrub domU. Defaults:
+# KERNEL=/tb/gopvgrub.gz MEM=128, no disks; LINEs are appended verbatim.
+domcfg() {
+  n=$1; shift
+  {
+    echo "name=\"$n\""
+    echo "memory=${MEM:-128}"
+    echo "maxmem=${MEM:-128}"
+    echo "vcpus=1"
+    echo "cpus=\"${CPUS:-1}\""  # dom0 is pinned to pCPU 0: guests never wait for it
+    echo "kernel=\"${KERNEL:-/tb/gopvgrub.gz}\""
+    echo "on_poweroff=\"destroy\""
+    echo "on_reboot=\"destroy\""
+    echo "on_crash=\"${ONCRASH:-destroy}\""
+    for l in "$@"; do echo "$l"; done
+  } > "$n.cfg"
+}
+
+# console NAME CFG MARKER SECONDS [KEYS]: `xl create -c CFG` under the
+# console driver until MARKER (a regex) shows; the log is NAME.log.
+console() {
+  console-driver.py --name "$1" --timeout "$4" --marker "$3" --log "$1.log" \
+    ${5:+--keys "$5"} -- xl create -c "$2"
+}
+
+# showlog NAME: copy the console log into the scenario output (the host
+# keeps it), without the ANSI escapes.
+showlog() { [ -f "$1.log" ] && sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' "$1.log" | sed "s/^/[$1] /"; }
+
+# xlog NAME: the tail of xl's log for domain NAME.
+xlog() { [ -f "/var/log/xen/xl-$1.log" ] && tail -n 30 "/var/log/xen/xl-$1.log" | sed "s/^/[xl-$1] /"; }
+
+# virtio_disk SERIAL: the dom0 device of a QEMU virtio disk.
+virtio_disk() {
+  for b in /sys/block/vd*; do
+    [ "$(cat "$b/serial" 2>/dev/null)" = "$1" ] && { echo "/dev/${b##*/}"; return 0; }
+  done
+  return 1
+}
+
+# gone NAME: true when no domain NAME exists.
+gone() { ! xl list "$1" >/dev/null 2>&1; }
+
+run_scenario() {
+  name=$1; dir=/tb/s/$name
+  limit=$(cat "$dir/timeout" 2>/dev/null || echo 300)
+  t0=$(up)
+  echo "TB-E2E-BEGIN $name uptime=$t0"
+  (cd "$dir" && timeout -k 5 "$limit" sh -c '. /tb/lib.sh; . ./dom0.sh') > "$dir/out.log" 2>&1
+  rc=$?
+  t1=$(up)
+  sed "s/^/|$name| /" "$dir/out.log"
+  reason=$(grep '^FAIL: ' "$dir/out.log" | tail -n 1 | cut -c7-)
+  [ "$rc" = 124 ] && reason="timed out after ${limit}s${reason:+ ($reason)}"
+  [ "$rc" != 0 ] && [ -z "$reason" ] && reason="exit status $rc"
+  st=PASS; [ "$rc" = 0 ] || st=FAIL
+  for d in $(xl list 2>/dev/null | awk 'NR>1 && $1!="Domain-0"{print $1}'); do xl destroy "$d" >/dev/null 2>&1; done
+  echo "TB-E2E-RESULT $name $st $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%d", b-a+0.5}') $reason"
+}
