@@ -18,8 +18,11 @@
 # changes, or with FORCE=1. Needs root and the Debian archive.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-CACHE=${CACHE:-/var/cache/gopvgrub/testbed}
-OUT=${OUT:-$CACHE/out}
+# Its own cache directory: /var/cache/gopvgrub/debs belongs to the unit
+# tests' asset cache (internal/testassets), whose kernels this script must
+# not prune. TB_OUT is where e2e.sh looks for the outputs.
+CACHE=${TB_CACHE:-/var/cache/gopvgrub/testbed}
+OUT=${TB_OUT:-$CACHE/out}
 WORK=${WORK:-/tmp/gopvgrub-testbed-build}
 FORCE=${FORCE:-0}
 log() { echo "[testbed-build $(date +%T)] $*" >&2; }
