@@ -8,7 +8,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -149,45 +148,18 @@ func TestDebianKernels(t *testing.T) {
 	}
 }
 
-// recompress compresses vmlinux with a host tool the way Linux's build
-// does (stdin, size trailer appended), caching the result next to the
-// downloaded packages: the slow tools would otherwise dominate the test.
-func recompress(t *testing.T, vmlinux []byte, ext string, argv ...string) []byte {
-	t.Helper()
-	dir := filepath.Join(testassets.CacheDir(), "loader-recompressed")
-	path := filepath.Join(dir, sha(vmlinux)[:16]+"."+ext)
-	if b, err := os.ReadFile(path); err == nil {
-		return b
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin = bytes.NewReader(vmlinux)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%v: %v", argv, err)
-	}
-	out = binary.LittleEndian.AppendUint32(out, uint32(len(vmlinux)))
-	if os.MkdirAll(dir, 0o755) == nil {
-		tmp := path + ".tmp" + hex.EncodeToString([]byte(t.Name()))[:8]
-		if os.WriteFile(tmp, out, 0o644) == nil {
-			os.Rename(tmp, path)
-		}
-	}
-	return out
+// The seven compressors' formats, in testassets.KernelCompressors' order.
+var compressorFormats = []decompress.Format{
+	decompress.XZ, decompress.LZ4, decompress.Zstd, decompress.Gzip, decompress.Bzip2, decompress.LZMA, decompress.LZO,
 }
 
-// The seven compressors (scripts/Makefile.lib), at fast levels.
-var kernelCompressors = []struct {
-	f    decompress.Format
-	ext  string
-	argv []string
-}{
-	{decompress.XZ, "xz", []string{"xz", "--check=crc32", "--x86", "--lzma2=preset=0"}},
-	{decompress.LZ4, "lz4", []string{"lz4", "-l", "-1"}},
-	{decompress.Zstd, "zst", []string{"zstd", "-q", "-3"}},
-	{decompress.Gzip, "gz", []string{"gzip", "-n", "-1"}},
-	{decompress.Bzip2, "bz2", []string{"bzip2", "-1"}},
-	{decompress.LZMA, "lzma", []string{"lzma", "-0"}},
-	{decompress.LZO, "lzo", []string{"lzop", "-1"}},
+func recompress(t *testing.T, vmlinux []byte, c testassets.Compressor) []byte {
+	t.Helper()
+	b, err := testassets.Recompress(vmlinux, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestRecompressedKernels: Debian's vmlinux compressed with each of the
@@ -200,42 +172,47 @@ func TestRecompressedKernels(t *testing.T) {
 	vmlinux := orig.ELF
 	want := sha(vmlinux)
 
-	payloads := make([][]byte, len(kernelCompressors))
+	for i, c := range testassets.KernelCompressors {
+		if compressorFormats[i].String() != c.Name {
+			t.Fatalf("compressor %d is %s, format %v", i, c.Name, compressorFormats[i])
+		}
+	}
+	payloads := make([][]byte, len(testassets.KernelCompressors))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 2)
-	for i, c := range kernelCompressors {
+	for i, c := range testassets.KernelCompressors {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			payloads[i] = recompress(t, vmlinux, c.ext, c.argv...)
+			payloads[i] = recompress(t, vmlinux, c)
 		}()
 	}
 	wg.Wait()
 	if t.Failed() {
 		return
 	}
-	for i, c := range kernelCompressors {
+	for i, f := range compressorFormats {
 		img, err := RewritePayload(bz, payloads[i])
 		if err != nil {
-			t.Fatalf("%v: %v", c.f, err)
+			t.Fatalf("%v: %v", f, err)
 		}
 		k, err := ParseKernelBytes(img, 512<<20)
 		if err != nil {
-			t.Errorf("%v: %v", c.f, err)
+			t.Errorf("%v: %v", f, err)
 			continue
 		}
-		if k.Compression != c.f || k.Container != "bzImage" {
-			t.Errorf("%v: parsed as %s/%v", c.f, k.Container, k.Compression)
+		if k.Compression != f || k.Container != "bzImage" {
+			t.Errorf("%v: parsed as %s/%v", f, k.Container, k.Compression)
 		}
 		if sha(k.ELF) != want {
-			t.Errorf("%v: vmlinux differs", c.f)
+			t.Errorf("%v: vmlinux differs", f)
 		}
-		checkLinuxNotes(t, c.f.String(), k)
+		checkLinuxNotes(t, f.String(), k)
 	}
 
-	gz := recompress(t, vmlinux, "whole.gz", "gzip", "-n", "-1")
+	gz := recompress(t, vmlinux, testassets.Compressor{Name: "gzip", Ext: "whole.gz", Argv: []string{"gzip", "-n", "-1"}})
 	for _, tc := range []struct {
 		name, container string
 		img             []byte
