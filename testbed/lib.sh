@@ -68,3 +68,37 @@ run_scenario() {
   for d in $(xl list 2>/dev/null | awk 'NR>1 && $1!="Domain-0"{print $1}'); do xl destroy "$d" >/dev/null 2>&1; done
   echo "TB-E2E-RESULT $name $st $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%d", b-a+0.5}') $reason"
 }
+
+# netservers DIR [BOOTFILE]: the network-boot servers on xenbr0, as a
+# provider would run them: tftpd-hpa serving DIR (secure mode: paths are
+# relative to DIR) and busybox udhcpd handing out 10.0.0.100-150 with
+# router and next-server 10.0.0.1 and, if given, BOOTFILE as the BOOTP boot
+# file. Any servers of an earlier scenario are stopped first.
+netservers() {
+  netservers_stop
+  chmod -R a+rX "$1"
+  /usr/sbin/in.tftpd --listen --secure --address 10.0.0.1:69 --user tftp --pidfile /run/tb-tftpd.pid "$1" ||
+    fail "in.tftpd did not start"
+  cat > /run/tb-udhcpd.conf <<CFG
+start 10.0.0.100
+end 10.0.0.150
+interface xenbr0
+lease_file /run/tb-udhcpd.leases
+pidfile /run/tb-udhcpd.pid
+siaddr 10.0.0.1
+opt subnet 255.255.255.0
+opt router 10.0.0.1
+opt lease 600
+${2:+boot_file $2}
+CFG
+  : > /run/tb-udhcpd.leases
+  busybox udhcpd /run/tb-udhcpd.conf || fail "udhcpd did not start"
+}
+
+netservers_stop() {
+  for p in /run/tb-tftpd.pid /run/tb-udhcpd.pid; do
+    [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null
+    rm -f "$p"
+  done
+  return 0
+}

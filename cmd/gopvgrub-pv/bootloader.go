@@ -17,6 +17,8 @@ import (
 	"github.com/gopvgrub/gopvgrub/grub/ui"
 	"github.com/gopvgrub/gopvgrub/loader"
 	"github.com/gopvgrub/gopvgrub/loader/boot"
+	"github.com/gopvgrub/gopvgrub/netboot"
+	"github.com/gopvgrub/gopvgrub/netfront"
 	"github.com/gopvgrub/gopvgrub/xen/gnttab"
 	"github.com/gopvgrub/gopvgrub/xen/pv"
 	"github.com/gopvgrub/gopvgrub/xen/xenstore"
@@ -38,6 +40,39 @@ type bootloader struct {
 	disks  []*blkfront.Device
 	sys    *grub.System
 	t      ui.Terminal
+
+	// Network boot, once started: the vif, the IP stack with its lease,
+	// and the path it was started with (to start it again after a
+	// failed handoff).
+	nic     *netfront.Device
+	net     *netboot.Result
+	netPath *string
+}
+
+// newBootloader brings up what every mode needs: the console (as a menu
+// terminal), xenstore and the grant table.
+func newBootloader() (*bootloader, error) {
+	bi, err := pv.BootInfo()
+	if err != nil {
+		return nil, err
+	}
+	bl := &bootloader{}
+	con, err := openConsole(&bl.plat, bi)
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	bl.t = ui.NewTerminal(term.NewReader(con, nil), os.Stdout)
+	ch, err := bl.plat.Channel(bi.StorePort)
+	if err != nil {
+		return nil, fmt.Errorf("xenstore event channel: %w", err)
+	}
+	if bl.store, err = xenstore.New(bi.StorePage, ch); err != nil {
+		return nil, fmt.Errorf("xenstore: %w", err)
+	}
+	if bl.grants, err = gnttab.New(&bl.plat); err != nil {
+		return nil, fmt.Errorf("grant table: %w", err)
+	}
+	return bl, nil
 }
 
 // runBootloader is gopvgrub's job: find the guest's boot configuration on
@@ -49,21 +84,9 @@ func runBootloader(extra string) error {
 	if err != nil {
 		return err
 	}
-	bl := &bootloader{}
-	con, err := openConsole(&bl.plat, bi)
+	bl, err := newBootloader()
 	if err != nil {
-		return fmt.Errorf("console: %w", err)
-	}
-	bl.t = ui.NewTerminal(term.NewReader(con, nil), os.Stdout)
-	ch, err := bl.plat.Channel(bi.StorePort)
-	if err != nil {
-		return fmt.Errorf("xenstore event channel: %w", err)
-	}
-	if bl.store, err = xenstore.New(bi.StorePage, ch); err != nil {
-		return fmt.Errorf("xenstore: %w", err)
-	}
-	if bl.grants, err = gnttab.New(&bl.plat); err != nil {
-		return fmt.Errorf("grant table: %w", err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	bl.disks, err = blkfront.OpenAll(ctx, blkfront.Config{Store: bl.store, Platform: &bl.plat, Grants: bl.grants})
@@ -112,14 +135,36 @@ func runBootloader(extra string) error {
 }
 
 // findMenu is PV-GRUB's rule: a ramdisk= module is the menu.lst itself
-// unless extra= names a config; otherwise the config extra= names, or the
-// one discovery finds.
+// unless extra= names a config; otherwise the config extra= names (on a
+// disk, or "(nd)/path" over the network), or the one discovery finds on
+// the disks, or, when there is none, the one DHCP names.
 func (bl *bootloader) findMenu(extra string, ramdisk []byte) (*grub.Menu, error) {
-	if _, named, _ := discover.ParseExtra(extra); !named && len(ramdisk) > 0 {
+	f, named, _ := discover.ParseExtra(extra)
+	if !named && len(ramdisk) > 0 {
 		f := grub.File{Path: "/menu.lst"}
 		return discover.Parse(bl.sys, f, ramdisk)
 	}
+	if named && f.Device.Net {
+		path := f.String()
+		res, err := bl.startNet(path)
+		if err != nil {
+			return nil, err
+		}
+		bl.netPath = &path
+		return bl.netMenu(res)
+	}
 	m, err := discover.Discover(bl.sys, extra)
+	if err != nil && !named && errors.Is(err, discover.ErrNotFound) {
+		fmt.Printf("gopvgrub: %v\n", err)
+		fmt.Println("gopvgrub: no configuration on the disks; trying network boot")
+		res, nerr := bl.startNet("")
+		if nerr != nil {
+			return nil, nerr
+		}
+		path := ""
+		bl.netPath = &path
+		return bl.netMenu(res)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +177,9 @@ func (bl *bootloader) findMenu(extra string, ramdisk []byte) (*grub.Menu, error)
 func (bl *bootloader) boot(e *grub.Entry) error {
 	if !e.Bootable() {
 		return errors.New("the entry has no Linux kernel to load")
+	}
+	if err := bl.preflight(e); err != nil {
+		return err
 	}
 	t0 := time.Now()
 	fmt.Printf("gopvgrub: loading %s\n", e.Kernel)
@@ -172,6 +220,35 @@ func (bl *bootloader) boot(e *grub.Entry) error {
 	return err
 }
 
+// preflight refuses, before anything is read, an entry whose kernel and
+// initrds cannot fit: they are read into memory and then copied into the
+// next kernel's frames, so about twice their size must be free. Files on
+// the network are bounded by the TFTP size limit instead (stat would
+// fetch them).
+func (bl *bootloader) preflight(e *grub.Entry) error {
+	var need int64
+	for _, f := range append([]grub.File{*e.Kernel}, e.Initrds...) {
+		if f.Device.Net {
+			return nil
+		}
+		st, err := bl.sys.Stat(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		need += st.Size()
+	}
+	s, err := pv.Stats()
+	if err != nil {
+		return nil
+	}
+	free := int64(s.PagesFree) * 4096
+	if 2*need > free {
+		return fmt.Errorf("kernel and initrd are %d MiB: loading them needs about %d MiB, the domain has %d MiB free (%d MiB missing; give the domain more memory)",
+			need>>20, 2*need>>20, free>>20, (2*need-free+1<<20-1)>>20)
+	}
+	return nil
+}
+
 // release hands every device back for the next kernel: frontends closed
 // (backends in InitWait), grants ended, xenstore idle.
 func (bl *bootloader) release() error {
@@ -182,6 +259,9 @@ func (bl *bootloader) release() error {
 		if err := d.Close(ctx); err != nil && first == nil {
 			first = fmt.Errorf("%s: %w", d, err)
 		}
+	}
+	if err := bl.closeNet(ctx); err != nil && first == nil {
+		first = err
 	}
 	if n := bl.grants.Active(); n != 0 && first == nil {
 		first = fmt.Errorf("%d grants still active", n)
@@ -195,6 +275,11 @@ func (bl *bootloader) reacquire() {
 	for _, d := range bl.disks {
 		if err := d.Reopen(ctx); err != nil {
 			fmt.Printf("gopvgrub: reopen %s: %v\n", d, err)
+		}
+	}
+	if bl.netPath != nil && bl.nic == nil {
+		if _, err := bl.startNet(*bl.netPath); err != nil {
+			fmt.Printf("gopvgrub: %v\n", err)
 		}
 	}
 }

@@ -3,7 +3,8 @@
 // shim. Its arguments are the domain's `extra=` command line.
 //
 // Test modes, selected by `extra="gopvgrub.test=NAME"`, exercise the
-// platform for the e2e scenarios: selftest, crash, idle.
+// platform for the e2e scenarios: hello, selftest, crash, idle, chain,
+// console-echo, net (DHCP on the first vif, then hand it back).
 package main
 
 import (
@@ -48,6 +49,11 @@ func main() {
 		}
 	case "sleeptrace":
 		sleepTrace()
+	case "net":
+		if err := netTest(15 * time.Second); err != nil {
+			fmt.Println("NET FAIL", err)
+			os.Exit(1)
+		}
 	case "console-echo":
 		if err := consoleEcho(); err != nil {
 			fmt.Println("ECHO FAIL", err)
