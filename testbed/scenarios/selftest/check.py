@@ -22,12 +22,20 @@ floor = float(kv(lines("sleepfloor")[0]).get("ms", "0")) if lines("sleepfloor") 
 sl = [kv(f) for f in lines("sleep")]
 if len(sl) != 3:
     errors.append("expected 3 sleep lines, got %d" % len(sl))
+# The platform's fixed wake-up cost (a 2 ms sleep's median overshoot) is
+# allowed on top of the 5 %, but it must itself stay small: a shim whose
+# timers are late by more than 2 ms fails here whatever the durations say.
+if floor > 2.0:
+    errors.append("a 2 ms sleep overshoots by %.3f ms (the wake-up cost must stay under 2 ms)" % floor)
 for s in sl:
     want, xen, go = float(s["want_ms"]), float(s["xen_ms"]), float(s["go_ms"])
-    # 5 % of the duration, plus the platform's fixed wake-up cost that the
-    # self-test measured in the same run (a 20 us sleep's overshoot).
-    if not (want <= xen <= want * 1.05 + floor):
-        errors.append("sleep %.0f ms took %.3f ms of Xen time (allowed up to +5%% + %.3f ms wake-up cost)" % (want, xen, floor))
+    # 5 % of the duration, plus twice the wake-up cost measured in the same
+    # run: the runtime's netpoller waits in whole milliseconds (epoll_pwait
+    # truncates the delay), so a sleep ends with a further 1 ms wait after
+    # the first wake and a 10 ms sleep pays the fixed cost two or three
+    # times, where the 2 ms calibration sleep pays it about twice.
+    if not (want <= xen <= want * 1.05 + 2 * floor):
+        errors.append("sleep %.0f ms took %.3f ms of Xen time (allowed up to +5%% + 2 x %.3f ms wake-up cost)" % (want, xen, floor))
     if abs(go - xen) > 0.01 * xen + 0.2:
         errors.append("sleep %.0f ms: Go clock says %.3f ms, Xen %.3f ms" % (want, go, xen))
 t = kv(lines("ticker")[0]) if lines("ticker") else {}
