@@ -33,5 +33,5 @@ title Debian fallback
 	initrd /boot/initrd.img
 CFG
 img=/tmp/gopvgrub-e2e-$(basename "$SDIR").img
-bash "$REPO/testbed/mkdisk.sh" "$img" 48 "$T" ext3
+bash "$REPO/testbed/mkdisk.sh" "$img" 48 "$T" "${FSTYPE:-ext3}"
 echo "$img" > "$SDIR/virtio.list"

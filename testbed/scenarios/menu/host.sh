@@ -1,0 +1,3 @@
+# boot-menulst's menu.lst disk, on ext4.
+FSTYPE=ext4
+. "$REPO/testbed/scenarios/boot-menulst/host.sh"
