@@ -7,7 +7,6 @@ import (
 	"math/bits"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/gopvgrub/gopvgrub/blkfront/blkif"
 	"github.com/gopvgrub/gopvgrub/xen"
@@ -20,11 +19,10 @@ import (
 // Limits on backend nodes, so that absurd values are refused rather
 // than followed.
 const (
-	maxSectors         = 1 << 54 // bytes fit an int64
-	maxSectorSize      = blkif.PageSize
-	maxBackendSegs     = 1 << 20
-	maxBackendOrder    = 32
-	monitorReadTimeout = 5 * time.Second
+	maxSectors      = 1 << 54 // bytes fit an int64
+	maxSectorSize   = blkif.PageSize
+	maxBackendSegs  = 1 << 20
+	maxBackendOrder = 32
 )
 
 // conn is one connection of a Device to its backend: everything from
@@ -54,10 +52,9 @@ type conn struct {
 	closing bool
 	changed chan struct{} // closed and replaced when requests finish or state changes
 
-	stopReader  context.CancelFunc
-	readerDone  chan struct{}
-	watch       *xenstore.Watch
-	monitorDone chan struct{}
+	stopReader context.CancelFunc
+	readerDone chan struct{}
+	monitor    *xenbus.Monitor
 }
 
 // connect performs the frontend side of the blkif handshake.
@@ -304,14 +301,12 @@ func (c *conn) start(ctx context.Context) {
 	c.readerDone = make(chan struct{})
 	go c.reader(rctx)
 
-	w, err := c.d.cfg.Store.Watch(ctx, c.fe.Backend+"/state")
-	if err != nil {
-		// Without the watch a vanished backend shows up as timeouts.
-		return
-	}
-	c.watch = w
-	c.monitorDone = make(chan struct{})
-	go c.monitor(w)
+	// Without the monitor a vanished backend shows up as timeouts.
+	c.monitor = c.fe.Monitor(ctx, func(s xen.XenbusState) {
+		c.mu.Lock()
+		c.finishLocked(c.eng.fail(c.errorf("%w: backend state %v", ErrBackendGone, s)))
+		c.mu.Unlock()
+	})
 }
 
 // reader completes requests as responses arrive: it drains the ring
@@ -336,30 +331,6 @@ func (c *conn) reader(ctx context.Context) {
 			c.mu.Unlock()
 			return
 		}
-	}
-}
-
-// monitor fails the connection when the backend leaves Connected.
-func (c *conn) monitor(w *xenstore.Watch) {
-	defer close(c.monitorDone)
-	path := c.fe.Backend + "/state"
-	for range w.C {
-		ctx, cancel := context.WithTimeout(context.Background(), monitorReadTimeout)
-		n, err := xenstore.ReadUint(ctx, c.d.cfg.Store, path, uint64(xen.StateReconfigured))
-		cancel()
-		s := xen.XenbusState(n)
-		switch {
-		case errors.Is(err, xenstore.ErrNotExist):
-			s = xen.StateUnknown
-		case err != nil:
-			continue // the store is busy or closing; the next event re-reads
-		}
-		if s == xen.StateConnected {
-			continue
-		}
-		c.mu.Lock()
-		c.finishLocked(c.eng.fail(c.errorf("%w: backend state %v", ErrBackendGone, s)))
-		c.mu.Unlock()
 	}
 }
 
@@ -445,15 +416,10 @@ func (c *conn) close(ctx context.Context) error {
 // reader, grants, pages, event channel.
 func (c *conn) teardown(ctx context.Context) error {
 	var errs []error
-	if c.watch != nil {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), xenbus.CleanupTimeout)
-		if err := c.watch.Close(wctx); err != nil {
-			errs = append(errs, c.errorf("%w", err))
-		}
-		cancel()
-		<-c.monitorDone
-		c.watch = nil
+	if err := c.monitor.Close(ctx); err != nil {
+		errs = append(errs, c.errorf("%w", err))
 	}
+	c.monitor = nil
 	if c.fe != nil {
 		if err := c.fe.Close(ctx); err != nil {
 			errs = append(errs, c.errorf("%w", err))

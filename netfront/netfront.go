@@ -166,12 +166,11 @@ type Device struct {
 	err     error // why the device stopped
 	closed  bool
 
-	notifies    atomic.Uint64
-	queueFull   atomic.Uint64
-	stopLoop    context.CancelFunc
-	loopDone    chan struct{}
-	watch       *xenstore.Watch
-	monitorDone chan struct{}
+	notifies  atomic.Uint64
+	queueFull atomic.Uint64
+	stopLoop  context.CancelFunc
+	loopDone  chan struct{}
+	monitor   *xenbus.Monitor
 }
 
 var _ ipv4.Link = (*Device)(nil)
@@ -390,13 +389,10 @@ func (d *Device) start(ctx context.Context) {
 	d.stopLoop = cancel
 	d.loopDone = make(chan struct{})
 	go d.loop(lctx)
-	w, err := d.cfg.Store.Watch(ctx, d.fe.Backend+"/state")
-	if err != nil {
-		return // without the watch a vanished backend shows as silence
-	}
-	d.watch = w
-	d.monitorDone = make(chan struct{})
-	go d.monitor(w)
+	// Without the monitor a vanished backend shows as silence.
+	d.monitor = d.fe.Monitor(ctx, func(s xen.XenbusState) {
+		d.fail(d.errorf("%w: backend state %v", ErrBackendGone, s))
+	})
 }
 
 // loop services both rings whenever the backend notifies.
@@ -478,27 +474,6 @@ func (d *Device) failLocked(err error) {
 	}
 	d.err = err
 	close(d.dead)
-}
-
-// monitor fails the device when the backend leaves Connected.
-func (d *Device) monitor(w *xenstore.Watch) {
-	defer close(d.monitorDone)
-	path := d.fe.Backend + "/state"
-	for range w.C {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		n, err := xenstore.ReadUint(ctx, d.cfg.Store, path, uint64(xen.StateReconfigured))
-		cancel()
-		s := xen.XenbusState(n)
-		switch {
-		case errors.Is(err, xenstore.ErrNotExist):
-			s = xen.StateUnknown
-		case err != nil:
-			continue
-		}
-		if s != xen.StateConnected {
-			d.fail(d.errorf("%w: backend state %v", ErrBackendGone, s))
-		}
-	}
 }
 
 // Name is "vif<id>".
@@ -642,15 +617,10 @@ func (d *Device) Close(ctx context.Context) error {
 // grants, pages, event channel.
 func (d *Device) teardown(ctx context.Context) error {
 	var errs []error
-	if d.watch != nil {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), xenbus.CleanupTimeout)
-		if err := d.watch.Close(wctx); err != nil {
-			errs = append(errs, d.errorf("%w", err))
-		}
-		cancel()
-		<-d.monitorDone
-		d.watch = nil
+	if err := d.monitor.Close(ctx); err != nil {
+		errs = append(errs, d.errorf("%w", err))
 	}
+	d.monitor = nil
 	if d.fe != nil {
 		if err := d.fe.Close(ctx); err != nil {
 			errs = append(errs, d.errorf("%w", err))
