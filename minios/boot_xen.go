@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/gopvgrub/gopvgrub/minios/shimabi"
+	"github.com/gopvgrub/gopvgrub/xen"
 )
 
 // Assembly (entry_amd64.s).
@@ -74,24 +75,6 @@ var boot struct {
 	xenMinor     uint64
 }
 
-// start_info_t offsets (xen/include/public/xen.h).
-const (
-	siNrPages     = 32
-	siSharedInfo  = 40
-	siFlags       = 48
-	siStoreMFN    = 56
-	siStoreEvtchn = 64
-	siConsoleMFN  = 72
-	siConsoleEvt  = 80
-	siPTBase      = 88
-	siNrPTFrames  = 96
-	siMFNList     = 104
-	siModStart    = 112
-	siModLen      = 120
-	siCmdline     = 128
-	sifModPFN     = 8
-)
-
 func siU64(off int) uint64 { return *(*uint64)(unsafe.Pointer(&boot.si[off])) }
 func siU32(off int) uint32 { return *(*uint32)(unsafe.Pointer(&boot.si[off])) }
 
@@ -105,15 +88,15 @@ func kmain() {
 		mShutdown(shutdownCrash) // nothing else to do: no console yet
 	}
 	mm.virtBase = 0x400000
-	mm.nrPages = siU64(siNrPages)
-	mm.p2mVA = siU64(siMFNList)
-	boot.sharedInfoMA = siU64(siSharedInfo)
-	boot.storeMFN = siU64(siStoreMFN)
-	boot.storePort = siU32(siStoreEvtchn)
-	boot.consoleMFN = siU64(siConsoleMFN)
-	boot.consolePort = siU32(siConsoleEvt)
+	mm.nrPages = siU64(xen.SIOffNrPages)
+	mm.p2mVA = siU64(xen.SIOffMFNList)
+	boot.sharedInfoMA = siU64(xen.SIOffSharedInfo)
+	boot.storeMFN = siU64(xen.SIOffStoreMFN)
+	boot.storePort = siU32(xen.SIOffStoreEvtchn)
+	boot.consoleMFN = siU64(xen.SIOffConsoleMFN)
+	boot.consolePort = siU32(xen.SIOffConsoleEvtchn)
 	boot.consoleVA = mm.virtBase + m2p(boot.consoleMFN)<<pageShift
-	copy(boot.cmdline[:], boot.si[siCmdline:siCmdline+1024])
+	copy(boot.cmdline[:], boot.si[xen.SIOffCmdLine:xen.SIOffCmdLine+1024])
 	boot.cmdline[1023] = 0
 
 	// Time first, so the boot timestamp is real.
@@ -144,8 +127,8 @@ func mapSharedInfoEarly() {
 // walking its page tables (xen-pv-abi.md §2.2, Appendix B): page tables,
 // then the boot stack, then padding up to the end of the initial mapping.
 func readInitialLayout() {
-	ptBase := siU64(siPTBase)
-	mm.nrPT = siU64(siNrPTFrames)
+	ptBase := siU64(xen.SIOffPTBase)
+	mm.nrPT = siU64(xen.SIOffNrPTFrames)
 	mm.ptBasePFN = (ptBase - mm.virtBase) >> pageShift
 	mm.l4MFN = p2m(mm.ptBasePFN)
 	stackPFN := mm.ptBasePFN + mm.nrPT
@@ -224,14 +207,14 @@ func initMemory() {
 		imgEnd = lazyBSS[0]
 	}
 	boot.kernelEndPFN = (imgEnd - mm.virtBase + pageSize - 1) >> pageShift
-	if siU64(siModLen) != 0 {
-		ms := siU64(siModStart)
-		if siU64(siFlags)&sifModPFN != 0 {
+	if siU64(xen.SIOffModLen) != 0 {
+		ms := siU64(xen.SIOffModStart)
+		if siU64(xen.SIOffFlags)&xen.SIFModStartPFN != 0 {
 			boot.modStartPFN = ms
 		} else {
 			boot.modStartPFN = (ms - mm.virtBase) >> pageShift
 		}
-		boot.modPages = (siU64(siModLen) + pageSize - 1) >> pageShift
+		boot.modPages = (siU64(xen.SIOffModLen) + pageSize - 1) >> pageShift
 	}
 	// 1. The direct map, in two steps: first as much as the padding's
 	// frames can map (always the whole initial region), then the rest
@@ -254,7 +237,7 @@ func initMemory() {
 		panicLine(l.s("minios: cannot build the direct map above frame ").x(first))
 	}
 	mm.dmapReady = true
-	p2mPFN := (siU64(siMFNList) - mm.virtBase) >> pageShift
+	p2mPFN := (siU64(xen.SIOffMFNList) - mm.virtBase) >> pageShift
 	mm.p2mVA = dmap(p2mPFN)
 	boot.consoleVA = dmap(m2p(boot.consoleMFN))
 	boot.storeVA = dmap(m2p(boot.storeMFN))
@@ -301,7 +284,7 @@ func initMemory() {
 	boot.info.StoreVA, boot.info.ConsoleVA, boot.info.SharedInfoVA = boot.storeVA, boot.consoleVA, sharedInfoVA
 	copy(boot.info.StartInfo[:], boot.si[:])
 	if boot.modPages != 0 {
-		boot.info.ModVA, boot.info.ModLen = dmap(boot.modStartPFN), siU64(siModLen)
+		boot.info.ModVA, boot.info.ModLen = dmap(boot.modStartPFN), siU64(xen.SIOffModLen)
 	}
 	kconsole(l.s("gopvgrub: memory: ").u(k.frames.free).s(" of ").u(mm.nrPages).s(" pages free, image ends at ").x(imgEnd).s("\n").bytes())
 }

@@ -16,23 +16,23 @@ const StartInfoMagic = "xen-3.0-x86_64"
 // Offsets in struct start_info (xen.h, x86_64: unsigned long and
 // xen_pfn_t are 8 bytes). Checked against gcc in startinfo_test.go.
 const (
-	siMagic         = 0
-	siMagicLen      = 32
-	siNrPages       = 32
-	siSharedInfo    = 40
-	siFlags         = 48
-	siStoreMFN      = 56
-	siStoreEvtchn   = 64
-	siConsoleMFN    = 72 // console.domU.mfn (dom0: console.dom0.info_off)
-	siConsoleEvtchn = 80 // console.domU.evtchn
-	siPTBase        = 88
-	siNrPTFrames    = 96
-	siMFNList       = 104
-	siModStart      = 112
-	siModLen        = 120
-	siCmdLine       = 128
-	siFirstP2MPFN   = 1152
-	siNrP2MFrames   = 1160
+	SIOffMagic         = 0
+	SIOffMagicLen      = 32
+	SIOffNrPages       = 32
+	SIOffSharedInfo    = 40
+	SIOffFlags         = 48
+	SIOffStoreMFN      = 56
+	SIOffStoreEvtchn   = 64
+	SIOffConsoleMFN    = 72 // console.domU.mfn (dom0: console.dom0.info_off)
+	SIOffConsoleEvtchn = 80 // console.domU.evtchn
+	SIOffPTBase        = 88
+	SIOffNrPTFrames    = 96
+	SIOffMFNList       = 104
+	SIOffModStart      = 112
+	SIOffModLen        = 120
+	SIOffCmdLine       = 128
+	SIOffFirstP2MPFN   = 1152
+	SIOffNrP2MFrames   = 1160
 )
 
 // Errors from ParseStartInfo.
@@ -71,32 +71,32 @@ func ParseStartInfo(b []byte) (StartInfo, error) {
 	if len(b) < StartInfoSize {
 		return StartInfo{}, ErrStartInfoShort
 	}
-	magic, ok := cString(b[siMagic : siMagic+siMagicLen])
+	magic, ok := cString(b[SIOffMagic : SIOffMagic+SIOffMagicLen])
 	if !ok || magic != StartInfoMagic {
 		return StartInfo{}, ErrStartInfoMagic
 	}
-	cmd, ok := cString(b[siCmdLine : siCmdLine+MaxGuestCmdline])
+	cmd, ok := cString(b[SIOffCmdLine : SIOffCmdLine+MaxGuestCmdline])
 	if !ok {
 		return StartInfo{}, ErrStartInfoCmdline
 	}
 	le := binary.LittleEndian
 	return StartInfo{
 		Magic:         magic,
-		NrPages:       le.Uint64(b[siNrPages:]),
-		SharedInfo:    le.Uint64(b[siSharedInfo:]),
-		Flags:         le.Uint32(b[siFlags:]),
-		StoreMFN:      MFN(le.Uint64(b[siStoreMFN:])),
-		StoreEvtchn:   Port(le.Uint32(b[siStoreEvtchn:])),
-		ConsoleMFN:    MFN(le.Uint64(b[siConsoleMFN:])),
-		ConsoleEvtchn: Port(le.Uint32(b[siConsoleEvtchn:])),
-		PTBase:        le.Uint64(b[siPTBase:]),
-		NrPTFrames:    le.Uint64(b[siNrPTFrames:]),
-		MFNList:       le.Uint64(b[siMFNList:]),
-		ModStart:      le.Uint64(b[siModStart:]),
-		ModLen:        le.Uint64(b[siModLen:]),
+		NrPages:       le.Uint64(b[SIOffNrPages:]),
+		SharedInfo:    le.Uint64(b[SIOffSharedInfo:]),
+		Flags:         le.Uint32(b[SIOffFlags:]),
+		StoreMFN:      MFN(le.Uint64(b[SIOffStoreMFN:])),
+		StoreEvtchn:   Port(le.Uint32(b[SIOffStoreEvtchn:])),
+		ConsoleMFN:    MFN(le.Uint64(b[SIOffConsoleMFN:])),
+		ConsoleEvtchn: Port(le.Uint32(b[SIOffConsoleEvtchn:])),
+		PTBase:        le.Uint64(b[SIOffPTBase:]),
+		NrPTFrames:    le.Uint64(b[SIOffNrPTFrames:]),
+		MFNList:       le.Uint64(b[SIOffMFNList:]),
+		ModStart:      le.Uint64(b[SIOffModStart:]),
+		ModLen:        le.Uint64(b[SIOffModLen:]),
 		CmdLine:       cmd,
-		FirstP2MPFN:   le.Uint64(b[siFirstP2MPFN:]),
-		NrP2MFrames:   le.Uint64(b[siNrP2MFrames:]),
+		FirstP2MPFN:   le.Uint64(b[SIOffFirstP2MPFN:]),
+		NrP2MFrames:   le.Uint64(b[SIOffNrP2MFrames:]),
 	}, nil
 }
 
@@ -107,23 +107,23 @@ func ParseStartInfo(b []byte) (StartInfo, error) {
 // the lengths first.
 func (s StartInfo) Marshal() []byte {
 	b := make([]byte, StartInfoSize)
-	putCString(b[siMagic:siMagic+siMagicLen], s.Magic)
+	putCString(b[SIOffMagic:SIOffMagic+SIOffMagicLen], s.Magic)
 	le := binary.LittleEndian
-	le.PutUint64(b[siNrPages:], s.NrPages)
-	le.PutUint64(b[siSharedInfo:], s.SharedInfo)
-	le.PutUint32(b[siFlags:], s.Flags)
-	le.PutUint64(b[siStoreMFN:], uint64(s.StoreMFN))
-	le.PutUint32(b[siStoreEvtchn:], uint32(s.StoreEvtchn))
-	le.PutUint64(b[siConsoleMFN:], uint64(s.ConsoleMFN))
-	le.PutUint32(b[siConsoleEvtchn:], uint32(s.ConsoleEvtchn))
-	le.PutUint64(b[siPTBase:], s.PTBase)
-	le.PutUint64(b[siNrPTFrames:], s.NrPTFrames)
-	le.PutUint64(b[siMFNList:], s.MFNList)
-	le.PutUint64(b[siModStart:], s.ModStart)
-	le.PutUint64(b[siModLen:], s.ModLen)
-	putCString(b[siCmdLine:siCmdLine+MaxGuestCmdline], s.CmdLine)
-	le.PutUint64(b[siFirstP2MPFN:], s.FirstP2MPFN)
-	le.PutUint64(b[siNrP2MFrames:], s.NrP2MFrames)
+	le.PutUint64(b[SIOffNrPages:], s.NrPages)
+	le.PutUint64(b[SIOffSharedInfo:], s.SharedInfo)
+	le.PutUint32(b[SIOffFlags:], s.Flags)
+	le.PutUint64(b[SIOffStoreMFN:], uint64(s.StoreMFN))
+	le.PutUint32(b[SIOffStoreEvtchn:], uint32(s.StoreEvtchn))
+	le.PutUint64(b[SIOffConsoleMFN:], uint64(s.ConsoleMFN))
+	le.PutUint32(b[SIOffConsoleEvtchn:], uint32(s.ConsoleEvtchn))
+	le.PutUint64(b[SIOffPTBase:], s.PTBase)
+	le.PutUint64(b[SIOffNrPTFrames:], s.NrPTFrames)
+	le.PutUint64(b[SIOffMFNList:], s.MFNList)
+	le.PutUint64(b[SIOffModStart:], s.ModStart)
+	le.PutUint64(b[SIOffModLen:], s.ModLen)
+	putCString(b[SIOffCmdLine:SIOffCmdLine+MaxGuestCmdline], s.CmdLine)
+	le.PutUint64(b[SIOffFirstP2MPFN:], s.FirstP2MPFN)
+	le.PutUint64(b[SIOffNrP2MFrames:], s.NrP2MFrames)
 	return b
 }
 

@@ -160,7 +160,7 @@ func FuzzParseStartInfo(f *testing.F) {
 			copy(page, sampleStartInfo().Marshal())
 		}
 		if fullCmd {
-			copy(page[siCmdLine:], bytes.Repeat([]byte{'x'}, MaxGuestCmdline))
+			copy(page[SIOffCmdLine:], bytes.Repeat([]byte{'x'}, MaxGuestCmdline))
 		}
 		copy(page[int(off)%PageSize:], patch)
 		page = page[:int(length)%(PageSize+1)]

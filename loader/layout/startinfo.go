@@ -4,35 +4,22 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+
+	"github.com/gopvgrub/gopvgrub/xen"
 )
 
-// start_info_t for x86_64 (xen/include/public/xen.h), 1168 bytes.
+// start_info_t for x86_64: the offsets are package xen's (SIOff*, checked
+// against gcc there and in this package's tests).
 const (
-	siMagic       = 0
-	siNrPages     = 32
-	siSharedInfo  = 40
-	siFlags       = 48
-	siStoreMFN    = 56
-	siStoreEvtchn = 64
-	siConsoleMFN  = 72
-	siConsoleEvt  = 80
-	siPTBase      = 88
-	siNrPTFrames  = 96
-	siMFNList     = 104
-	siModStart    = 112
-	siModLen      = 120
-	siCmdline     = 128
-	siFirstP2MPFN = 1152
-	siNrP2MFrames = 1160
 	// StartInfoSize is sizeof(start_info_t) on x86_64.
-	StartInfoSize = 1168
+	StartInfoSize = xen.StartInfoSize
 	// MaxCmdline is MAX_GUEST_CMDLINE; the last byte stays NUL.
-	MaxCmdline = 1024
+	MaxCmdline = xen.MaxGuestCmdline
 )
 
 // StartInfoMagic is the start_info magic of a 64-bit PV guest (the guest
 // type libxenguest copies in).
-const StartInfoMagic = "xen-3.0-x86_64"
+const StartInfoMagic = xen.StartInfoMagic
 
 // StartInfo returns the start_info page (4096 bytes, the rest zero) as
 // start_info_x86_64 fills it, with the store and console MFNs and event
@@ -41,28 +28,28 @@ const StartInfoMagic = "xen-3.0-x86_64"
 func (l *Layout) StartInfo() []byte {
 	p := make([]byte, PageSize)
 	le := binary.LittleEndian
-	copy(p[siMagic:siMagic+31], StartInfoMagic)
-	le.PutUint64(p[siNrPages:], l.Options.NrPages)
-	le.PutUint64(p[siSharedInfo:], l.Options.SharedInfoMA)
-	le.PutUint32(p[siFlags:], l.Flags)
-	le.PutUint64(p[siStoreMFN:], l.Options.StoreMFN)
-	le.PutUint32(p[siStoreEvtchn:], l.Options.StoreEvtchn)
-	le.PutUint64(p[siConsoleMFN:], l.Options.ConsoleMFN)
-	le.PutUint32(p[siConsoleEvt:], l.Options.ConsoleEvtchn)
-	le.PutUint64(p[siPTBase:], l.PTBase)
-	le.PutUint64(p[siNrPTFrames:], l.NrPTFrames)
-	le.PutUint64(p[siMFNList:], l.MFNList)
-	le.PutUint64(p[siModStart:], l.ModStart)
-	le.PutUint64(p[siModLen:], l.ModLen)
+	copy(p[xen.SIOffMagic:xen.SIOffMagic+31], StartInfoMagic)
+	le.PutUint64(p[xen.SIOffNrPages:], l.Options.NrPages)
+	le.PutUint64(p[xen.SIOffSharedInfo:], l.Options.SharedInfoMA)
+	le.PutUint32(p[xen.SIOffFlags:], l.Flags)
+	le.PutUint64(p[xen.SIOffStoreMFN:], l.Options.StoreMFN)
+	le.PutUint32(p[xen.SIOffStoreEvtchn:], l.Options.StoreEvtchn)
+	le.PutUint64(p[xen.SIOffConsoleMFN:], l.Options.ConsoleMFN)
+	le.PutUint32(p[xen.SIOffConsoleEvtchn:], l.Options.ConsoleEvtchn)
+	le.PutUint64(p[xen.SIOffPTBase:], l.PTBase)
+	le.PutUint64(p[xen.SIOffNrPTFrames:], l.NrPTFrames)
+	le.PutUint64(p[xen.SIOffMFNList:], l.MFNList)
+	le.PutUint64(p[xen.SIOffModStart:], l.ModStart)
+	le.PutUint64(p[xen.SIOffModLen:], l.ModLen)
 	// strncpy(cmd_line, cmdline, 1024) then cmd_line[1023] = 0: stops at
 	// a NUL in the string, keeps at most 1023 bytes.
 	cmd := l.Options.Cmdline
 	if i := strings.IndexByte(cmd, 0); i >= 0 {
 		cmd = cmd[:i]
 	}
-	copy(p[siCmdline:siCmdline+MaxCmdline-1], cmd)
-	le.PutUint64(p[siFirstP2MPFN:], l.FirstP2MPFN)
-	le.PutUint64(p[siNrP2MFrames:], l.NrP2MFrames)
+	copy(p[xen.SIOffCmdLine:xen.SIOffCmdLine+MaxCmdline-1], cmd)
+	le.PutUint64(p[xen.SIOffFirstP2MPFN:], l.FirstP2MPFN)
+	le.PutUint64(p[xen.SIOffNrP2MFrames:], l.NrP2MFrames)
 	return p
 }
 
