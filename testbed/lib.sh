@@ -49,6 +49,19 @@ virtio_disk() {
   return 1
 }
 
+# waitlog LOG REGEX SECONDS: wait until console log LOG (written by a
+# console driver running in the background) shows REGEX; false if it
+# does not within SECONDS or the guest failed first (FAIL, minios:, panic).
+waitlog() {
+  _i=0
+  while ! grep -aq -- "$2" "$1" 2>/dev/null; do
+    grep -aq ' FAIL\|minios:\|panic' "$1" 2>/dev/null && break
+    [ $_i -ge $(($3 * 10)) ] && break
+    sleep 0.1; _i=$((_i+1))
+  done
+  grep -aq -- "$2" "$1" 2>/dev/null
+}
+
 # gone NAME: true when no domain NAME exists.
 gone() { ! xl list "$1" >/dev/null 2>&1; }
 

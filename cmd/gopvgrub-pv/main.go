@@ -4,7 +4,8 @@
 //
 // Test modes, selected by `extra="gopvgrub.test=NAME"`, exercise the
 // platform for the e2e scenarios: hello, selftest, crash, idle, chain,
-// console-echo, net (DHCP on the first vif, then hand it back).
+// console-echo, net (DHCP on the first vif, then hand it back), layout
+// (what the domain builder laid out), xenstore.
 package main
 
 import (
@@ -45,6 +46,16 @@ func main() {
 	case "chain":
 		if err := chainTest(); err != nil {
 			fmt.Println("CHAIN FAIL", err)
+			os.Exit(1)
+		}
+	case "layout":
+		if err := layoutDump(); err != nil {
+			fmt.Println("LAYOUT FAIL", err)
+			os.Exit(1)
+		}
+	case "xenstore":
+		if err := xenstoreTest(); err != nil {
+			fmt.Println("XS FAIL", err)
 			os.Exit(1)
 		}
 	case "sleeptrace":

@@ -65,6 +65,9 @@ type Info struct {
 	VirtBase, InitialMapEnd uint64
 	NumInitialPT            uint64
 	InitialPT               [MaxInitialPT]uint64
+	// InitialPTHash digests each of them as the builder wrote it
+	// (minios tableHash; loader/layout/xendump has the definition).
+	InitialPTHash [MaxInitialPT]uint64
 	// The image's own extent and its demand-paged BSS tail.
 	ImageEnd, LazyBSSStart, LazyBSSEnd uint64
 	// Xen system time at the first instruction and at user entry.
