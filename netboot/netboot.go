@@ -28,6 +28,7 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/gopvgrub/gopvgrub/netboot/dhcp"
 	"github.com/gopvgrub/gopvgrub/netboot/ipv4"
@@ -238,6 +239,14 @@ func (r *Result) fetch(ctx context.Context, l Location, maxSize int64) ([]byte, 
 		Listen:   func() (ipv4.PacketConn, error) { return r.stack.ListenUDP(0) },
 		Options:  opts,
 		Attempts: r.cfg.Attempts,
+		Report: func(name string, s tftp.Stats, el time.Duration, err error) {
+			if err != nil {
+				r.cfg.Log("tftp %v%s: failed after %d bytes, %d retransmissions: %v", srv.Addr(), name, s.Bytes, s.Retransmissions, err)
+				return
+			}
+			r.cfg.Log("tftp %v%s: %d bytes in %v (blksize %d, windowsize %d), %d retransmissions, %d duplicates",
+				srv.Addr(), name, s.Bytes, el.Round(time.Millisecond), s.BlockSize, s.WindowSize, s.Retransmissions, s.Duplicates)
+		},
 	}
 	return c.ReadFile(ctx, srv, l.Path)
 }

@@ -124,6 +124,9 @@ type Client struct {
 	// timed out or the server's port became unreachable (default 3);
 	// ERROR packets and size violations are never retried.
 	Attempts int
+	// Report, if set, is told how each transfer attempt of ReadFile
+	// went (for the console: retransmissions show a lossy network).
+	Report func(name string, s Stats, elapsed time.Duration, err error)
 }
 
 // Stats describes a finished (or failed) transfer.
@@ -151,7 +154,12 @@ func (c *Client) ReadFile(ctx context.Context, server netip.AddrPort, name strin
 	var err error
 	for i := range attempts {
 		buf.Reset()
-		_, err = c.Get(ctx, server, name, &buf)
+		t0 := time.Now()
+		var st Stats
+		st, err = c.Get(ctx, server, name, &buf)
+		if c.Report != nil {
+			c.Report(name, st, time.Since(t0), err)
+		}
 		if err == nil {
 			return buf.Bytes(), nil
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -421,9 +422,16 @@ func TestReadFileRestarts(t *testing.T) {
 		},
 		Options: Options{Timeout: 5 * time.Millisecond},
 	}
+	var reports []string
+	c.Report = func(name string, s Stats, _ time.Duration, err error) {
+		reports = append(reports, fmt.Sprintf("%s %d %v", name, s.Bytes, err != nil))
+	}
 	b, err := c.ReadFile(context.Background(), server, "f")
 	if err != nil || string(b) != "at last" || len(conns) != 3 {
 		t.Fatalf("ReadFile = %q %v after %d transfers", b, err, len(conns))
+	}
+	if g := strings.Join(reports, ","); g != "f 0 true,f 0 true,f 7 false" {
+		t.Errorf("reports: %s", g)
 	}
 	// Server errors are not retried.
 	conns = nil
