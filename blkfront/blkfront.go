@@ -1,22 +1,28 @@
 // Package blkfront is the guest's driver for Xen virtual block devices
 // (vbd): it connects to each device's backend through xenbus, speaks the
 // blkif ring protocol (xen/include/public/io/blkif.h, package blkif) and
-// presents the disk as an io.ReaderAt.
+// presents the disk as an io.ReaderAt and io.WriterAt.
 //
-// The bootloader only reads disks, so the only request is BLKIF_OP_READ.
-// A read is cut into ring requests of up to the negotiated number of
-// segments (11, or more with BLKIF_OP_INDIRECT), as many in flight as
-// the ring and the bounce-page budget allow, answered in any order and
-// matched by id. The backend writes into bounce pages granted to it
-// (xen.Memory pages, never the caller's buffer), and the data is copied
-// out, which is also how reads of any offset and length are served from
-// sector-aligned requests.
+// A read or write is cut into BLKIF_OP_READ or BLKIF_OP_WRITE ring
+// requests of up to the negotiated number of segments (11, or more with
+// BLKIF_OP_INDIRECT), as many in flight as the ring and the bounce-page
+// budget allow, answered in any order and matched by id. The data goes
+// through bounce pages granted to the backend (xen.Memory pages, never
+// the caller's buffer): the backend writes into them for a read and the
+// data is copied out; for a write the data is copied in and the pages
+// are granted read-only (unless persistent). Requests are
+// sector-aligned: reads of any offset and length copy out the part
+// asked for, and writes read-modify-write a partial first or last
+// sector. Sync sends BLKIF_OP_FLUSH_DISKCACHE (or WRITE_BARRIER) after
+// writes when the backend offers it. Read-only devices and CD-ROMs
+// refuse writes before anything is sent.
 //
 // Negotiated with the backend: multi-page rings (max-ring-page-order ->
 // ring-page-order and ring-ref0..N-1), indirect requests
 // (feature-max-indirect-segments), persistent grants (feature-persistent:
 // bounce pages are granted once and reused LIFO), sector-size and
-// physical-sector-size, mode and info (read-only, CD-ROM). A backend that
+// physical-sector-size, mode and info (read-only, CD-ROM),
+// feature-flush-cache and feature-barrier. A backend that
 // offers none of them gets a one-page ring, 11-segment requests and
 // per-request grants.
 //
@@ -46,6 +52,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,7 +92,20 @@ const (
 	// ErrLeak: at Close, the backend still mapped some of our grants;
 	// their pages were leaked rather than freed.
 	ErrLeak = Error("blkfront: grants still mapped by the backend at close")
+	// ErrReadOnly: a write to a read-only device or a CD-ROM, refused
+	// before anything was sent.
+	ErrReadOnly = Error("blkfront: device is read-only")
+	// ErrPastEnd: a write reaching beyond the end of the device; what
+	// fits was written.
+	ErrPastEnd = Error("blkfront: beyond the end of the device")
 )
+
+// detail is a sentinel without its "blkfront: " prefix, for messages
+// that already start with it; errors.Is still finds the sentinel.
+type detail struct{ err Error }
+
+func (d detail) Error() string { return strings.TrimPrefix(string(d.err), "blkfront: ") }
+func (d detail) Unwrap() error { return d.err }
 
 // Defaults of Options.
 const (
@@ -113,7 +133,8 @@ type Options struct {
 	// grants, the device uses for data; it is raised to what one request
 	// needs.
 	BufferPages int
-	// IOTimeout bounds ReadAt (ReadAtContext takes a context instead).
+	// IOTimeout bounds ReadAt and WriteAt (ReadAtContext and
+	// WriteAtContext take a context instead).
 	IOTimeout time.Duration
 	// DrainTimeout bounds how long Close waits for requests in flight
 	// before abandoning them (within Close's context).
@@ -168,6 +189,9 @@ type Info struct {
 	PhysicalSectorSize int    // "physical-sector-size" (SectorSize if absent)
 	VDisk              uint32 // "info": VDISK_* bits
 
+	FlushCache bool // backend "feature-flush-cache": Sync flushes after writes
+	Barrier    bool // backend "feature-barrier": the same, by WRITE_BARRIER
+
 	RingPages   int  // pages of the ring (2^ring-page-order)
 	RingSlots   int  // requests the ring holds
 	Persistent  bool // both sides do persistent grants
@@ -179,6 +203,9 @@ type Info struct {
 type Stats struct {
 	Reads       uint64 // ReadAt calls
 	Bytes       uint64 // bytes returned by ReadAt
+	Writes      uint64 // WriteAt calls
+	Written     uint64 // bytes WriteAt wrote
+	Flushes     uint64 // flush or barrier requests (by Sync)
 	Requests    uint64 // ring requests issued
 	Indirect    uint64 // of which BLKIF_OP_INDIRECT
 	Segments    uint64 // data pages transferred
@@ -191,12 +218,14 @@ type Stats struct {
 
 type stats struct {
 	reads, bytes, requests, indirect, segments, errors, notifies atomic.Uint64
+	writes, written, flushes                                     atomic.Uint64
 	maxInFlight                                                  atomic.Int64
 	connects                                                     atomic.Int64
 }
 
-// Device is one virtual block device. ReadAt and the accessors are safe
-// for concurrent use; Close and Reopen are serialised with each other.
+// Device is one virtual block device. ReadAt, WriteAt, Sync and the
+// accessors are safe for concurrent use; Close and Reopen are
+// serialised with each other.
 type Device struct {
 	cfg  Config
 	opts Options
@@ -210,6 +239,10 @@ type Device struct {
 	name string
 
 	st stats
+	// Write requests issued, and how many of them the last successful
+	// flush covered: Sync flushes only when they differ. Kept across
+	// Reopen, since the backend's cache is.
+	wgen, fgen atomic.Uint64
 }
 
 // Open connects to one device (an entry of xenbus.Enumerate(…, "vbd")).
@@ -328,17 +361,27 @@ func (d *Device) SectorSize() int { return d.Info().SectorSize }
 func (d *Device) PhysicalSectorSize() int { return d.Info().PhysicalSectorSize }
 
 // ReadOnly reports whether the backend exports the device read-only
-// (mode "r" or VDISK_READONLY).
-func (d *Device) ReadOnly() bool {
-	i := d.Info()
-	return i.Mode == "r" || i.VDisk&blkif.VDiskReadOnly != 0
-}
+// (mode "r" or VDISK_READONLY). WriteAt refuses such devices, and
+// CD-ROMs.
+func (d *Device) ReadOnly() bool { return d.Info().readOnly() }
+
+func (i Info) readOnly() bool { return i.Mode == "r" || i.VDisk&blkif.VDiskReadOnly != 0 }
 
 // CDROM reports whether the device is a CD-ROM (device-type "cdrom" or
 // VDISK_CDROM).
-func (d *Device) CDROM() bool {
-	i := d.Info()
-	return i.DeviceType == "cdrom" || i.VDisk&blkif.VDiskCDROM != 0
+func (d *Device) CDROM() bool { return d.Info().cdrom() }
+
+func (i Info) cdrom() bool { return i.DeviceType == "cdrom" || i.VDisk&blkif.VDiskCDROM != 0 }
+
+// writable returns why writes are refused, or nil.
+func (i Info) writable() error {
+	switch {
+	case i.readOnly():
+		return detail{ErrReadOnly}
+	case i.cdrom():
+		return fmt.Errorf("%w (CD-ROM)", detail{ErrReadOnly})
+	}
+	return nil
 }
 
 // Removable reports VDISK_REMOVABLE.
@@ -352,6 +395,9 @@ func (d *Device) Stats() Stats {
 	s := Stats{
 		Reads:       d.st.reads.Load(),
 		Bytes:       d.st.bytes.Load(),
+		Writes:      d.st.writes.Load(),
+		Written:     d.st.written.Load(),
+		Flushes:     d.st.flushes.Load(),
 		Requests:    d.st.requests.Load(),
 		Indirect:    d.st.indirect.Load(),
 		Segments:    d.st.segments.Load(),
@@ -371,16 +417,51 @@ func (d *Device) Stats() Stats {
 	return s
 }
 
-// Sync waits until no request is in flight (reads are never cached, so
-// there is nothing to write back): benchmarks use it between runs.
+// Sync waits until no request is in flight. If anything was written
+// since the last flush and the backend offers feature-flush-cache (or
+// else feature-barrier), it then sends BLKIF_OP_FLUSH_DISKCACHE (or
+// BLKIF_OP_WRITE_BARRIER) and waits for it: the data written before
+// Sync was called is then on stable storage, as it must be before a
+// chainload. A backend offering neither gives no way to ask, so Sync
+// only waits. Nothing is cached here: completed writes are already
+// with the backend.
 func (d *Device) Sync(ctx context.Context) error {
 	d.mu.Lock()
-	c := d.conn
+	c, name := d.conn, d.name
 	d.mu.Unlock()
 	if c == nil {
-		return fmt.Errorf("blkfront: %s: %w", d.name, ErrClosed)
+		return fmt.Errorf("blkfront: %s: %w", name, ErrClosed)
 	}
-	return c.drain(ctx)
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed {
+		return fmt.Errorf("blkfront: %s: %w", name, ErrClosed)
+	}
+	// Writes issued after this point are not Sync's to cover.
+	gen := d.wgen.Load()
+	if err := c.drain(ctx); err != nil {
+		return err
+	}
+	if gen == d.fgen.Load() {
+		return nil
+	}
+	op := uint8(blkif.OpFlushDiskcache)
+	switch {
+	case c.info.FlushCache:
+	case c.info.Barrier:
+		op = blkif.OpWriteBarrier
+	default:
+		return nil
+	}
+	if err := c.flush(ctx, op); err != nil {
+		return err
+	}
+	for {
+		f := d.fgen.Load()
+		if f >= gen || d.fgen.CompareAndSwap(f, gen) {
+			return nil
+		}
+	}
 }
 
 // String describes the device for logs.

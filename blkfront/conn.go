@@ -40,9 +40,9 @@ type conn struct {
 	size     int64
 	maxSegs  int
 
-	// life is held shared by every ReadAt and exclusively by close
-	// once it has woken them all: the teardown never frees a page a
-	// reader is copying from.
+	// life is held shared by every ReadAt, WriteAt and Sync and
+	// exclusively by close once it has woken them all: the teardown
+	// never frees a page a caller is copying from or into.
 	life   sync.RWMutex
 	closed bool // under life
 
@@ -50,7 +50,8 @@ type conn struct {
 	eng     *engine
 	pool    *pool
 	closing bool
-	changed chan struct{} // closed and replaced when requests finish or state changes
+	changed chan struct{}           // closed and replaced when requests finish or state changes
+	rmw     map[int64]chan struct{} // sectors being read-modify-written, closed when done
 
 	stopReader context.CancelFunc
 	readerDone chan struct{}
@@ -63,7 +64,7 @@ func connect(ctx context.Context, d *Device) (_ *conn, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("blkfront: %s: %w", d.dev.Dir, err)
 	}
-	c := &conn{d: d, name: DeviceName(d.dev.ID), fe: fe, changed: make(chan struct{})}
+	c := &conn{d: d, name: DeviceName(d.dev.ID), fe: fe, changed: make(chan struct{}), rmw: map[int64]chan struct{}{}}
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.opts.DrainTimeout)
@@ -259,6 +260,18 @@ func (c *conn) readProperties(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, f := range []struct {
+		key string
+		dst *bool
+	}{{"feature-flush-cache", &i.FlushCache}, {"feature-barrier", &i.Barrier}} {
+		v, _, err := optional(c.fe.ReadBackend(ctx, f.key))
+		if err != nil {
+			return c.errorf("backend %s: %w", f.key, err)
+		}
+		// Linux reads these as unsigned, anything else as 0.
+		n, perr := strconv.ParseUint(v, 10, 64)
+		*f.dst = perr == nil && n != 0
+	}
 	for _, kv := range []struct {
 		key string
 		dst *string
@@ -359,7 +372,7 @@ func (c *conn) finishLocked(done []*request) {
 
 // releaseLocked returns a finished request's pages to the pool, unless
 // they are tainted: the request failed without a response, so the
-// backend may still write them; they wait for the teardown.
+// backend may still use them; they wait for the teardown.
 func (c *conn) releaseLocked(r *request) {
 	if r.tainted {
 		return

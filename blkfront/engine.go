@@ -2,6 +2,7 @@ package blkfront
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/gopvgrub/gopvgrub/blkfront/blkif"
 	"github.com/gopvgrub/gopvgrub/xen/sring"
@@ -27,6 +28,7 @@ type engine struct {
 type request struct {
 	id       uint64
 	slot     uint32
+	op       uint8 // blkif.OpRead, OpWrite, OpFlushDiskcache or OpWriteBarrier
 	indirect bool
 	sector   uint64 // first 512-byte sector
 	nsect    int    // 512-byte sectors
@@ -38,6 +40,29 @@ type request struct {
 	finished bool          // response consumed or request failed
 	tainted  bool          // failed without a response: the backend may still use the pages
 	orphan   bool          // the reader gave up; the completion releases the pages
+}
+
+// opName names a request operation for messages.
+func opName(op uint8) string {
+	switch op {
+	case blkif.OpRead:
+		return "read"
+	case blkif.OpWrite:
+		return "write"
+	case blkif.OpFlushDiskcache:
+		return "flush"
+	case blkif.OpWriteBarrier:
+		return "barrier"
+	}
+	return "operation " + strconv.Itoa(int(op))
+}
+
+// String describes r for errors: the operation and the sectors.
+func (r *request) String() string {
+	if r.nsect == 0 {
+		return opName(r.op)
+	}
+	return fmt.Sprintf("%s of sectors %d+%d", opName(r.op), r.sector, r.nsect)
 }
 
 func newEngine(ring *sring.Front, handle uint16) *engine {
@@ -62,9 +87,9 @@ func (e *engine) canSubmit() bool {
 }
 
 // submit writes r into the next ring slot and registers it in flight.
-// The caller checked canSubmit and granted r's pages; refs holds the
-// grant of each data page and ind of each indirect page. It does not
-// push.
+// The caller checked canSubmit, granted r's pages and, for a write,
+// filled them; refs holds the grant of each data page and ind of each
+// indirect page (a flush has neither). It does not push.
 func (e *engine) submit(r *request, refs, ind []uint32) error {
 	if !e.canSubmit() {
 		return fmt.Errorf("blkfront: internal error: submit without a free slot")
@@ -84,7 +109,7 @@ func (e *engine) submit(r *request, refs, ind []uint32) error {
 
 	segs := segments(r.nsect, refs)
 	if !r.indirect {
-		q := blkif.Request{Op: blkif.OpRead, NrSegments: uint8(len(segs)), Handle: e.handle, ID: r.id, Sector: r.sector}
+		q := blkif.Request{Op: r.op, NrSegments: uint8(len(segs)), Handle: e.handle, ID: r.id, Sector: r.sector}
 		copy(q.Seg[:], segs)
 		q.Put(slot)
 		return nil
@@ -94,7 +119,7 @@ func (e *engine) submit(r *request, refs, ind []uint32) error {
 		p := r.ind[i/blkif.SegmentsPerIndirectPage]
 		sg.Put(p.buf[(i%blkif.SegmentsPerIndirectPage)*blkif.SegmentSize:])
 	}
-	q := blkif.IndirectRequest{IndirectOp: blkif.OpRead, NrSegments: uint16(len(segs)), ID: r.id, Sector: r.sector, Handle: e.handle}
+	q := blkif.IndirectRequest{IndirectOp: r.op, NrSegments: uint16(len(segs)), ID: r.id, Sector: r.sector, Handle: e.handle}
 	copy(q.Grefs[:], ind)
 	q.Put(slot)
 	return nil
@@ -145,11 +170,11 @@ func (e *engine) complete() ([]*request, error) {
 		switch rsp.Status {
 		case blkif.RspOkay:
 		case blkif.RspError:
-			r.err = fmt.Errorf("%w: sectors %d+%d", ErrIO, r.sector, r.nsect)
+			r.err = fmt.Errorf("%w: %v", ErrIO, r)
 		case blkif.RspEOPNOTSUPP:
-			r.err = fmt.Errorf("%w: sectors %d+%d", ErrNotSupported, r.sector, r.nsect)
+			r.err = fmt.Errorf("%w: %v", ErrNotSupported, r)
 		default:
-			r.err = fmt.Errorf("%w: sectors %d+%d: unknown status %d", ErrIO, r.sector, r.nsect, rsp.Status)
+			r.err = fmt.Errorf("%w: %v: unknown status %d", ErrIO, r, rsp.Status)
 		}
 		e.retire(r)
 		done = append(done, r)
@@ -163,10 +188,10 @@ func (e *engine) match(rsp blkif.Response) (*request, error) {
 		return nil, fmt.Errorf("%w: response for unknown id %#x", ErrProtocol, rsp.ID)
 	}
 	r := e.shadow[s]
-	// Linux blkback answers an indirect read with the inner operation;
-	// the header's wording allows the outer one too.
-	if rsp.Op != blkif.OpRead && !(r.indirect && rsp.Op == blkif.OpIndirect) {
-		return nil, fmt.Errorf("%w: response %#x has operation %d for a read", ErrProtocol, rsp.ID, rsp.Op)
+	// Linux blkback answers an indirect request with the inner
+	// operation; the header's wording allows the outer one too.
+	if rsp.Op != r.op && !(r.indirect && rsp.Op == blkif.OpIndirect) {
+		return nil, fmt.Errorf("%w: response %#x has operation %d for a %s", ErrProtocol, rsp.ID, rsp.Op, opName(r.op))
 	}
 	return r, nil
 }
@@ -180,7 +205,7 @@ func (e *engine) retire(r *request) {
 }
 
 // fail marks the connection broken with err and fails every request in
-// flight; their pages are tainted, since the backend may still write
+// flight; their pages are tainted, since the backend may still use
 // them. It returns the requests it failed.
 func (e *engine) fail(err error) []*request {
 	if e.err == nil {

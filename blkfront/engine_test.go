@@ -3,6 +3,8 @@ package blkfront
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -91,6 +93,99 @@ func TestSubmitEncodes(t *testing.T) {
 	}
 	if r1.id == r2.id || e.count != 2 {
 		t.Errorf("ids %#x %#x, count %d", r1.id, r2.id, e.count)
+	}
+}
+
+// TestSubmitOps: writes, direct and indirect, and data-less flushes
+// carry their operation.
+func TestSubmitOps(t *testing.T) {
+	e, b, _ := testEngine(t, 0)
+	w, wrefs, _ := fakeRequest(8, 2, false)
+	w.op = blkif.OpWrite
+	iw, iwrefs, iwind := fakeRequest(64, 20, true)
+	iw.op = blkif.OpWrite
+	fl := &request{op: blkif.OpFlushDiskcache}
+	br := &request{op: blkif.OpWriteBarrier}
+	for _, r := range []struct {
+		r         *request
+		refs, ind []uint32
+	}{{w, wrefs, nil}, {iw, iwrefs, iwind}, {fl, nil, nil}, {br, nil, nil}} {
+		if err := e.submit(r.r, r.refs, r.ind); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.ring.Push()
+	slot := make([]byte, blkif.SlotSize)
+	b.NextRequest(slot)
+	if q, _ := blkif.ParseRequest(slot); q.Op != blkif.OpWrite || q.NrSegments != 2 || q.Sector != 8 || q.ID != w.id {
+		t.Errorf("write %+v", q)
+	}
+	b.NextRequest(slot)
+	if q, err := blkif.ParseIndirectRequest(slot); err != nil || q.IndirectOp != blkif.OpWrite || q.NrSegments != 20 || q.ID != iw.id {
+		t.Errorf("indirect write %+v, %v", q, err)
+	}
+	for _, r := range []*request{fl, br} {
+		b.NextRequest(slot)
+		q, _ := blkif.ParseRequest(slot)
+		if q.Op != r.op || q.NrSegments != 0 || q.Sector != 0 || q.ID != r.id || q.Handle != 0xca00 {
+			t.Errorf("%v: %+v", r, q)
+		}
+	}
+}
+
+// TestCompleteMatchesOp: a response must carry its request's operation
+// (or, for an indirect one, BLKIF_OP_INDIRECT); an error status names
+// the operation and sectors.
+func TestCompleteMatchesOp(t *testing.T) {
+	for _, tc := range []struct {
+		op       uint8
+		indirect bool
+		rspOp    uint8
+		ok       bool
+	}{
+		{blkif.OpWrite, false, blkif.OpWrite, true},
+		{blkif.OpWrite, false, blkif.OpRead, false},
+		{blkif.OpRead, false, blkif.OpWrite, false},
+		{blkif.OpWrite, true, blkif.OpWrite, true},
+		{blkif.OpWrite, true, blkif.OpIndirect, true},
+		{blkif.OpWrite, true, blkif.OpRead, false},
+		{blkif.OpWrite, false, blkif.OpIndirect, false},
+		{blkif.OpFlushDiskcache, false, blkif.OpFlushDiskcache, true},
+		{blkif.OpFlushDiskcache, false, blkif.OpWriteBarrier, false},
+		{blkif.OpFlushDiskcache, false, blkif.OpWrite, false},
+		{blkif.OpWriteBarrier, false, blkif.OpWriteBarrier, true},
+	} {
+		t.Run(fmt.Sprintf("%s/indirect=%v/answered %d", opName(tc.op), tc.indirect, tc.rspOp), func(t *testing.T) {
+			e, b, _ := testEngine(t, 0)
+			r, refs, ind := fakeRequest(16, 1, false)
+			if tc.indirect {
+				r, refs, ind = fakeRequest(16, 12, true)
+			}
+			if tc.op == blkif.OpFlushDiskcache || tc.op == blkif.OpWriteBarrier {
+				r, refs, ind = &request{}, nil, nil
+			}
+			r.op = tc.op
+			e.submit(r, refs, ind)
+			e.ring.Push()
+			respond(t, b, func(_ []byte, rsp *blkif.Response) { rsp.Op, rsp.Status = tc.rspOp, blkif.RspError })
+			done, err := e.complete()
+			if !tc.ok {
+				if !errors.Is(err, ErrProtocol) || len(done) != 1 || !r.tainted {
+					t.Fatalf("accepted: %v", err)
+				}
+				return
+			}
+			if err != nil || len(done) != 1 || !errors.Is(r.err, ErrIO) {
+				t.Fatalf("complete: %v, request error %v", err, r.err)
+			}
+			want := opName(tc.op)
+			if r.nsect > 0 {
+				want += fmt.Sprintf(" of sectors 16+%d", r.nsect)
+			}
+			if !strings.HasSuffix(r.err.Error(), ": "+want) {
+				t.Errorf("error %q does not end in %q", r.err, want)
+			}
+		})
 	}
 }
 
@@ -302,6 +397,12 @@ func FuzzResponses(f *testing.F) {
 		var reqs []*request
 		for i := 0; i < int(n%33); i++ {
 			r, refs, ind := fakeRequest(uint64(i)*8, 1+i%14, i%14 >= 11)
+			switch i % 5 {
+			case 1, 3:
+				r.op = blkif.OpWrite
+			case 4:
+				r, refs, ind = &request{op: blkif.OpFlushDiskcache}, nil, nil
+			}
 			if err := e.submit(r, refs, ind); err != nil {
 				t.Fatal(err)
 			}
@@ -321,7 +422,7 @@ func FuzzResponses(f *testing.F) {
 					mem[off+i] = a ^ byte(i)*c
 				}
 				b.Shared().SetRspProd(prod + uint32(d%3))
-			case 1: // a well-formed answer to request a, status c
+			case 1: // a well-formed answer to request a, status c; d&1 gives another operation
 				if int(a) >= len(reqs) {
 					continue
 				}
@@ -332,7 +433,7 @@ func FuzzResponses(f *testing.F) {
 				if err != nil {
 					continue
 				}
-				blkif.Response{ID: reqs[a].id, Op: blkif.OpRead, Status: int16(int8(c))}.Put(s)
+				blkif.Response{ID: reqs[a].id, Op: reqs[a].op ^ d&1, Status: int16(int8(c))}.Put(s)
 				b.Push()
 			case 2: // a response index anywhere
 				b.Shared().SetRspProd(uint32(a) | uint32(c)<<8 | uint32(d)<<24)

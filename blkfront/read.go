@@ -41,11 +41,21 @@ func (d *Device) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 	return n, err
 }
 
-// chunk is one request of a read and the aligned byte range it covers.
+// chunk is one request of a transfer and the aligned byte range it
+// covers.
 type chunk struct {
 	r      *request
 	lo, hi int64
 }
+
+// call describes a ReadAt or WriteAt for errors.
+type call struct {
+	verb string
+	n    int
+	off  int64
+}
+
+func (k call) String() string { return fmt.Sprintf("%s %d bytes at %d", k.verb, k.n, k.off) }
 
 func (c *conn) readAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if off < 0 {
@@ -64,8 +74,23 @@ func (c *conn) readAt(ctx context.Context, p []byte, off int64) (int, error) {
 	ss := int64(c.ss)
 	pos := off - off%ss
 	end := (off + int64(len(p)) + ss - 1) / ss * ss
-	max := int64(c.maxSegs) * blkif.PageSize
+	copied := 0
+	err := c.transfer(ctx, call{"read", len(p), off}, blkif.OpRead, pos, end, nil, func(ch chunk) {
+		copied += copyOut(p, off, ch)
+	})
+	if err != nil {
+		return copied, err
+	}
+	return copied, eof
+}
 
+// transfer performs op (read or write) on the aligned bytes [pos, end)
+// in requests of up to maxSegs pages, as many in flight as the ring and
+// the pool allow. For a write, fill puts the data of [lo, lo+n) into a
+// request's pages before it is submitted. done is handed each finished
+// request in order, until one fails.
+func (c *conn) transfer(ctx context.Context, k call, op uint8, pos, end int64, fill func(lo int64, data []*page), done func(chunk)) error {
+	max := int64(c.maxSegs) * blkif.PageSize
 	var queue []chunk
 	defer func() {
 		if len(queue) > 0 {
@@ -73,13 +98,12 @@ func (c *conn) readAt(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 	}()
 	var submitErr error
-	copied := 0
 	for pos < end || len(queue) > 0 {
 		c.mu.Lock()
 		submitted := false
 		for pos < end {
 			n := min(max, end-pos)
-			r, err := c.trySubmitLocked(pos, int(n))
+			r, err := c.trySubmitLocked(op, pos, int(n), fill)
 			if err != nil {
 				// Finish what is in flight, then report.
 				submitErr, end = err, pos
@@ -106,7 +130,7 @@ func (c *conn) readAt(ctx context.Context, p []byte, off int64) (int, error) {
 			case <-changed:
 				continue
 			case <-ctx.Done():
-				return copied, c.errorf("read %d bytes at %d: %w", len(p), off, ctx.Err())
+				return c.errorf("%v: %w", k, ctx.Err())
 			}
 		}
 		head := queue[0]
@@ -119,21 +143,18 @@ func (c *conn) readAt(ctx context.Context, p []byte, off int64) (int, error) {
 		case <-more:
 			continue
 		case <-ctx.Done():
-			return copied, c.errorf("read %d bytes at %d: %w", len(p), off, ctx.Err())
+			return c.errorf("%v: %w", k, ctx.Err())
 		}
 		if err := head.r.err; err != nil {
-			return copied, c.errorf("read at %d: %w", head.lo, err)
+			return c.errorf("%v: %w", k, err)
 		}
-		copied += copyOut(p, off, head)
+		done(head)
 		c.mu.Lock()
 		c.releaseLocked(head.r)
 		c.mu.Unlock()
 		queue = queue[1:]
 	}
-	if submitErr != nil {
-		return copied, submitErr
-	}
-	return copied, eof
+	return submitErr
 }
 
 // copyOut copies the part of chunk ch that falls in p (which starts at
@@ -153,7 +174,7 @@ func copyOut(p []byte, off int64, ch chunk) int {
 	return n
 }
 
-// abandon gives up on requests a reader will not wait for: finished ones
+// abandon gives up on requests a caller will not wait for: finished ones
 // release their pages now, the others when they complete.
 func (c *conn) abandon(queue []chunk) {
 	c.mu.Lock()
@@ -167,10 +188,11 @@ func (c *conn) abandon(queue []chunk) {
 	}
 }
 
-// trySubmitLocked issues the request for the aligned bytes [pos,
-// pos+n). It returns nil and no error when the ring or the pool is
-// full and the caller must wait for requests to finish.
-func (c *conn) trySubmitLocked(pos int64, n int) (*request, error) {
+// trySubmitLocked issues the op request for the aligned bytes [pos,
+// pos+n) (none for a flush), calling fill first for a write. It returns
+// nil and no error when the ring or the pool is full and the caller
+// must wait for requests to finish.
+func (c *conn) trySubmitLocked(op uint8, pos int64, n int, fill func(lo int64, data []*page)) (*request, error) {
 	if err := c.eng.err; err != nil {
 		return nil, err
 	}
@@ -195,7 +217,8 @@ func (c *conn) trySubmitLocked(pos int64, n int) (*request, error) {
 	}
 	data, ind := pages[:np:np], pages[np:]
 	if !c.pool.persistent {
-		err := c.pool.grant(data, false)
+		// The backend only reads what we write: it gets no more.
+		err := c.pool.grant(data, op != blkif.OpRead)
 		if err == nil {
 			err = c.pool.grant(ind, true)
 		}
@@ -207,10 +230,16 @@ func (c *conn) trySubmitLocked(pos int64, n int) (*request, error) {
 			return nil, c.errorf("%w: %v", ErrNoBuffers, err)
 		}
 	}
-	r := &request{indirect: indirect, sector: uint64(pos) / blkif.SectorSize, nsect: n / blkif.SectorSize, data: data, ind: ind}
+	if fill != nil {
+		fill(pos, data)
+	}
+	r := &request{op: op, indirect: indirect, sector: uint64(pos) / blkif.SectorSize, nsect: n / blkif.SectorSize, data: data, ind: ind}
 	if err := c.eng.submit(r, refs(data), refs(ind)); err != nil {
 		c.pool.put(pages)
 		return nil, c.errorf("%w", err)
+	}
+	if op == blkif.OpWrite {
+		c.d.wgen.Add(1)
 	}
 	st := &c.d.st
 	st.requests.Add(1)

@@ -23,7 +23,7 @@ type BlkbackConfig struct {
 	// DevID is the device id and "virtual-device" (default 51712, xvda).
 	DevID uint32
 	// Image is the disk; its length must be a multiple of 512 and of
-	// SectorSize. The backend only reads it.
+	// SectorSize. The backend works on a copy: see Blkback.Image.
 	Image []byte
 
 	// SectorSize is "sector-size"; 0 leaves the node out (the frontend
@@ -43,8 +43,15 @@ type BlkbackConfig struct {
 	// blkback's max_persistent_grants, 1056 by default here too);
 	// beyond it grants are copied through as without the feature.
 	MaxPersistent int
-	// ReadOnly sets mode "r" and VDISK_READONLY.
+	// ReadOnly sets mode "r" and VDISK_READONLY, and writes are
+	// answered BLKIF_RSP_ERROR (see also SetReadOnly).
 	ReadOnly bool
+	// FlushCache offers "feature-flush-cache" and Barrier
+	// "feature-barrier": BLKIF_OP_FLUSH_DISKCACHE and
+	// BLKIF_OP_WRITE_BARRIER make the writes before them durable (see
+	// Durable). Not offered, they are answered BLKIF_RSP_EOPNOTSUPP.
+	FlushCache bool
+	Barrier    bool
 	// CDROM sets device-type "cdrom" and VDISK_CDROM.
 	CDROM bool
 	// Params is the toolstack's "params" node (the image path).
@@ -57,7 +64,8 @@ type BlkbackConfig struct {
 	// not call the Blkback's methods.
 
 	// Status, if set and returning non-zero, answers the request with
-	// that status instead of serving it.
+	// that status instead of serving it: a write so answered does not
+	// reach the image.
 	Status func(r BlkRequest) int16
 	// Drop, if set and returning true, consumes the request and never
 	// answers it.
@@ -72,7 +80,7 @@ type BlkbackConfig struct {
 // BlkRequest is a request as the backend decoded it.
 type BlkRequest struct {
 	ID         uint64
-	Op         uint8 // as on the ring: OpRead, OpIndirect…
+	Op         uint8 // as on the ring: OpRead, OpWrite, OpIndirect…
 	IndirectOp uint8 // for OpIndirect
 	Sector     uint64
 	Handle     uint16
@@ -81,14 +89,18 @@ type BlkRequest struct {
 
 // BlkbackStats counts what the backend did.
 type BlkbackStats struct {
-	Requests     int // requests consumed
-	Indirect     int // of which BLKIF_OP_INDIRECT
-	Segments     int // data segments served
-	Bytes        int64
-	Errors       int // requests answered with an error status
-	MaxInFlight  int // most requests consumed and not yet answered at once
-	Notifies     int // event channel notifications sent
-	Persistent   int // grants currently mapped persistently
+	Requests     int   // requests consumed
+	Indirect     int   // of which BLKIF_OP_INDIRECT
+	Segments     int   // data segments served
+	Bytes        int64 // data bytes served, read or written
+	Writes       int   // write requests served
+	Written      int64 // bytes written to the image
+	Flushes      int   // flush and barrier requests served
+	Unflushed    int   // writes served since the last flush
+	Errors       int   // requests answered with an error status
+	MaxInFlight  int   // most requests consumed and not yet answered at once
+	Notifies     int   // event channel notifications sent
+	Persistent   int   // grants currently mapped persistently
 	Connects     int
 	Disconnects  int
 	PersistentOn bool // the last connection negotiated persistent grants
@@ -106,6 +118,9 @@ type Blkback struct {
 	be  *Backend
 
 	mu       sync.Mutex
+	image    []byte // what reads see
+	durable  []byte // what survives a crash: image at the last flush; nil until the first write
+	readOnly bool   // writes are refused
 	sess     *blkSession
 	stats    BlkbackStats
 	protoErr []error
@@ -157,7 +172,10 @@ func NewBlkback(h *Hypervisor, x *Xenstored, cfg BlkbackConfig) (*Blkback, error
 	if h.Domain(cfg.Back) == nil {
 		return nil, fmt.Errorf("xentest: blkback: no backend domain %d", cfg.Back)
 	}
-	bb := &Blkback{h: h, cfg: cfg, grew: make(chan struct{})}
+	bb := &Blkback{h: h, cfg: cfg, grew: make(chan struct{}), image: slices.Clone(cfg.Image), readOnly: cfg.ReadOnly}
+	if bb.image == nil {
+		bb.image = []byte{}
+	}
 	devType, mode := "disk", "w"
 	if cfg.CDROM {
 		devType = "cdrom"
@@ -201,6 +219,35 @@ func (bb *Blkback) Backend() *Backend { return bb.be }
 func (bb *Blkback) Close() {
 	bb.be.Close()
 	bb.disconnect()
+}
+
+// Image returns a copy of the disk as the backend now has it, writes
+// included.
+func (bb *Blkback) Image() []byte {
+	bb.mu.Lock()
+	defer bb.mu.Unlock()
+	return slices.Clone(bb.image)
+}
+
+// Durable returns a copy of the disk as it would survive a crash of
+// the host: the writes served before the last flush or barrier, none
+// after (the simulated disk has a volatile write cache).
+func (bb *Blkback) Durable() []byte {
+	bb.mu.Lock()
+	defer bb.mu.Unlock()
+	if bb.durable == nil {
+		return slices.Clone(bb.image)
+	}
+	return slices.Clone(bb.durable)
+}
+
+// SetReadOnly makes the backend refuse (or accept) writes from now on
+// without changing the nodes it published, as when the image turns
+// read-only underneath blkback: the frontend cannot know in advance.
+func (bb *Blkback) SetReadOnly(ro bool) {
+	bb.mu.Lock()
+	bb.readOnly = ro
+	bb.mu.Unlock()
 }
 
 // Stats returns a snapshot of the counters.
@@ -401,7 +448,7 @@ func (bb *Blkback) connect(be *Backend) error {
 		info |= blkif.VDiskReadOnly
 	}
 	props := [][2]string{
-		{"sectors", strconv.Itoa(len(bb.cfg.Image) / blkif.SectorSize)},
+		{"sectors", strconv.Itoa(len(bb.image) / blkif.SectorSize)},
 		{"info", strconv.Itoa(info)},
 		{"feature-persistent", boolNode(bb.cfg.Persistent)},
 	}
@@ -413,6 +460,12 @@ func (bb *Blkback) connect(be *Backend) error {
 	}
 	if bb.cfg.MaxIndirectSegments != 0 {
 		props = append(props, [2]string{"feature-max-indirect-segments", strconv.Itoa(bb.cfg.MaxIndirectSegments)})
+	}
+	if bb.cfg.FlushCache {
+		props = append(props, [2]string{"feature-flush-cache", "1"})
+	}
+	if bb.cfg.Barrier {
+		props = append(props, [2]string{"feature-barrier", "1"})
 	}
 	for _, kv := range props {
 		if err := be.x.Write(be.Dir()+"/"+kv[0], kv[1]); err != nil {
@@ -562,11 +615,12 @@ func (bb *Blkback) answerLocked(s *blkSession, batch []BlkRequest) {
 		slices.Reverse(batch)
 	}
 	for _, r := range batch {
-		status := bb.execute(s, r)
+		var status int16
 		if bb.cfg.Status != nil {
-			if st := bb.cfg.Status(r); st != 0 {
-				status = st
-			}
+			status = bb.cfg.Status(r)
+		}
+		if status == 0 {
+			status = bb.execute(s, r)
 		}
 		if status != blkif.RspOkay {
 			bb.stats.Errors++
@@ -594,7 +648,9 @@ func (bb *Blkback) answerLocked(s *blkSession, batch []BlkRequest) {
 }
 
 // execute checks a request as blkback's dispatch_rw_block_io does and
-// copies the data into the frontend's pages.
+// serves it: a read copies the image into the frontend's pages, a
+// write the other way, a flush or barrier (with data, after writing
+// it) makes the image durable.
 func (bb *Blkback) execute(s *blkSession, r BlkRequest) int16 {
 	op := r.Op
 	if op == blkif.OpIndirect {
@@ -603,24 +659,37 @@ func (bb *Blkback) execute(s *blkSession, r BlkRequest) int16 {
 			return blkif.RspError
 		}
 		op = r.IndirectOp
-	}
-	switch op {
-	case blkif.OpRead:
-	case blkif.OpWrite:
-		if bb.cfg.ReadOnly {
+		if op != blkif.OpRead && op != blkif.OpWrite {
+			bb.violation("indirect request %#x: operation %d", r.ID, op)
 			return blkif.RspError
 		}
-		return blkif.RspEOPNOTSUPP // the simulation never writes
-	case blkif.OpWriteBarrier, blkif.OpFlushDiskcache, blkif.OpDiscard:
+	}
+	flush := false
+	switch op {
+	case blkif.OpRead, blkif.OpWrite:
+	case blkif.OpFlushDiskcache, blkif.OpWriteBarrier:
+		if op == blkif.OpFlushDiskcache && !bb.cfg.FlushCache || op == blkif.OpWriteBarrier && !bb.cfg.Barrier {
+			return blkif.RspEOPNOTSUPP
+		}
+		flush = true
+	case blkif.OpDiscard:
 		return blkif.RspEOPNOTSUPP
 	default:
 		bb.violation("request %#x: unknown operation %d", r.ID, op)
+		return blkif.RspError
+	}
+	// Linux blkback refuses every non-read of a read-only vbd.
+	if op != blkif.OpRead && bb.readOnly {
 		return blkif.RspError
 	}
 	if r.Handle != uint16(bb.cfg.DevID) {
 		// Linux blkback ignores the handle (the low 16 bits of the
 		// device id, as Linux blkfront sends it); we check it.
 		bb.violation("request %#x: handle %d, device is %d", r.ID, r.Handle, uint16(bb.cfg.DevID))
+	}
+	if flush && len(r.Segments) == 0 {
+		bb.flushLocked()
+		return blkif.RspOkay
 	}
 	if len(r.Segments) == 0 {
 		bb.violation("request %#x: bad number of segments", r.ID)
@@ -646,48 +715,105 @@ func (bb *Blkback) execute(s *blkSession, r BlkRequest) int16 {
 		bb.violation("request %#x: sector %d not aligned to %d bytes", r.ID, r.Sector, ss)
 		return blkif.RspError
 	}
-	nsect := uint64(len(bb.cfg.Image) / blkif.SectorSize)
+	nsect := uint64(len(bb.image) / blkif.SectorSize)
 	if r.Sector >= nsect || uint64(total) > nsect-r.Sector {
 		bb.violation("request %#x: sectors %d+%d beyond the disk (%d)", r.ID, r.Sector, total, nsect)
 		return blkif.RspError
+	}
+	write := op != blkif.OpRead
+	if write && bb.durable == nil {
+		bb.durable = slices.Clone(bb.image)
 	}
 	pos := int(r.Sector) * blkif.SectorSize
 	for i, seg := range r.Segments {
 		n := seg.Sectors() * blkif.SectorSize
 		off := int(seg.FirstSect) * blkif.SectorSize
-		if err := bb.copyOut(s, seg.Gref, off, bb.cfg.Image[pos:pos+n]); err != nil {
+		var err error
+		if write {
+			err = bb.copyIn(s, seg.Gref, off, bb.image[pos:pos+n])
+		} else {
+			err = bb.copyOut(s, seg.Gref, off, bb.image[pos:pos+n])
+		}
+		if err != nil {
 			bb.violation("request %#x segment %d (ref %d): %v", r.ID, i, seg.Gref, err)
 			return blkif.RspError
 		}
 		pos += n
 		bb.stats.Segments++
 		bb.stats.Bytes += int64(n)
+		if write {
+			bb.stats.Written += int64(n)
+		}
 	}
 	if r.Op == blkif.OpIndirect {
 		bb.stats.Indirect++
 	}
+	if write {
+		bb.stats.Writes++
+		bb.stats.Unflushed++
+	}
+	if flush {
+		bb.flushLocked()
+	}
 	return blkif.RspOkay
 }
 
+// flushLocked makes every write served so far durable.
+func (bb *Blkback) flushLocked() {
+	if bb.durable != nil {
+		copy(bb.durable, bb.image)
+	}
+	bb.stats.Flushes++
+	bb.stats.Unflushed = 0
+}
+
+// mapping returns the persistent mapping of ref, made on first use and
+// kept until disconnect, or nil when grants are not persistent or the
+// cap is reached (the caller then copies).
+func (bb *Blkback) mapping(s *blkSession, ref uint32) (*GrantMapping, error) {
+	if !s.persistent {
+		return nil, nil
+	}
+	m := s.pmaps[ref]
+	if m == nil && len(s.pmaps) < bb.cfg.MaxPersistent {
+		// Writable even for writes, as Linux maps persistent grants:
+		// they are reused for reads.
+		var err error
+		if m, err = bb.h.MapGrant(bb.cfg.Back, bb.cfg.Front, ref, false); err != nil {
+			return nil, err
+		}
+		s.pmaps[ref] = m
+	}
+	return m, nil
+}
+
 // copyOut writes data into the frontend's page at off: through a
-// persistent mapping when negotiated (made on first use, kept until
-// disconnect), otherwise with a grant copy.
+// persistent mapping when negotiated, otherwise with a grant copy.
 func (bb *Blkback) copyOut(s *blkSession, ref uint32, off int, data []byte) error {
-	if s.persistent {
-		m := s.pmaps[ref]
-		if m == nil && len(s.pmaps) < bb.cfg.MaxPersistent {
-			var err error
-			if m, err = bb.h.MapGrant(bb.cfg.Back, bb.cfg.Front, ref, false); err != nil {
-				return err
-			}
-			s.pmaps[ref] = m
-		}
-		if m != nil {
-			copy(m.Data[off:], data)
-			return nil
-		}
+	m, err := bb.mapping(s, ref)
+	if err != nil {
+		return err
+	}
+	if m != nil {
+		copy(m.Data[off:], data)
+		return nil
 	}
 	return bb.h.CopyToGrant(bb.cfg.Back, bb.cfg.Front, ref, off, data)
+}
+
+// copyIn reads the frontend's page at off into dst: through a
+// persistent mapping when negotiated, otherwise with a grant copy,
+// which a read-only grant allows.
+func (bb *Blkback) copyIn(s *blkSession, ref uint32, off int, dst []byte) error {
+	m, err := bb.mapping(s, ref)
+	if err != nil {
+		return err
+	}
+	if m != nil {
+		copy(dst, m.Data[off:])
+		return nil
+	}
+	return bb.h.CopyFromGrant(bb.cfg.Back, bb.cfg.Front, ref, off, dst)
 }
 
 // ErrBlkbackNotConnected is returned by operations that need a

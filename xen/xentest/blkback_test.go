@@ -175,9 +175,17 @@ func direct(id, sector uint64, segs ...blkif.Segment) func([]byte) {
 	}
 }
 
+// op rewrites the operation of an encoded direct request.
+func op(o uint8, put func([]byte)) func([]byte) {
+	return func(b []byte) {
+		put(b)
+		b[0] = o
+	}
+}
+
 func TestBlkbackNodes(t *testing.T) {
 	h, x, g, bb := newBlkback(t, BlkbackConfig{MaxRingPageOrder: 2, MaxIndirectSegments: 64, Persistent: true,
-		SectorSize: 4096, PhysicalSectorSize: 4096, ReadOnly: true, CDROM: true, Params: "/img"})
+		SectorSize: 4096, PhysicalSectorSize: 4096, ReadOnly: true, CDROM: true, Params: "/img", FlushCache: true, Barrier: true})
 	be := bb.Backend()
 	for k, want := range map[string]string{
 		be.Dir() + "/mode":                   "r",
@@ -198,6 +206,7 @@ func TestBlkbackNodes(t *testing.T) {
 	for k, want := range map[string]string{
 		"sectors": "2048", "info": "5", "sector-size": "4096", "physical-sector-size": "4096",
 		"feature-persistent": "1", "feature-max-indirect-segments": "64",
+		"feature-flush-cache": "1", "feature-barrier": "1",
 	} {
 		if v, err := x.Read(be.Dir() + "/" + k); v != want || err != nil {
 			t.Errorf("%s = %q, %v; want %q", k, v, err, want)
@@ -365,8 +374,37 @@ func TestBlkbackRejects(t *testing.T) {
 				b[0] = blkif.OpWrite
 			}
 		}, blkif.RspError, false},
-		{"flush", BlkbackConfig{}, func(f *rawFront) func([]byte) {
-			return func(b []byte) { direct(1, 0)(b); b[0] = blkif.OpFlushDiskcache }
+		{"write beyond the disk", BlkbackConfig{}, func(f *rawFront) func([]byte) {
+			_, r := f.data(true)
+			return op(blkif.OpWrite, direct(1, 127, blkif.Segment{Gref: r, LastSect: 1}))
+		}, blkif.RspError, true},
+		{"write from an ungranted page", BlkbackConfig{}, func(f *rawFront) func([]byte) {
+			return op(blkif.OpWrite, direct(1, 0, blkif.Segment{Gref: 1000, LastSect: 7}))
+		}, blkif.RspError, true},
+		{"write without segments", BlkbackConfig{}, func(f *rawFront) func([]byte) {
+			return op(blkif.OpWrite, direct(1, 0))
+		}, blkif.RspError, true},
+		{"persistent write from a read-only grant", BlkbackConfig{Persistent: true}, func(f *rawFront) func([]byte) {
+			// Linux maps persistent grants writable, whatever the operation.
+			_, r := f.data(true)
+			return op(blkif.OpWrite, direct(1, 0, blkif.Segment{Gref: r, LastSect: 7}))
+		}, blkif.RspError, true},
+		{"flush not offered", BlkbackConfig{}, func(f *rawFront) func([]byte) {
+			return op(blkif.OpFlushDiskcache, direct(1, 0))
+		}, blkif.RspEOPNOTSUPP, false},
+		{"barrier not offered", BlkbackConfig{FlushCache: true}, func(f *rawFront) func([]byte) {
+			return op(blkif.OpWriteBarrier, direct(1, 0))
+		}, blkif.RspEOPNOTSUPP, false},
+		{"flush of a read-only disk", BlkbackConfig{FlushCache: true, ReadOnly: true}, func(f *rawFront) func([]byte) {
+			return op(blkif.OpFlushDiskcache, direct(1, 0))
+		}, blkif.RspError, false},
+		{"indirect flush", BlkbackConfig{FlushCache: true, MaxIndirectSegments: 16}, func(f *rawFront) func([]byte) {
+			return func(b []byte) {
+				(&blkif.IndirectRequest{IndirectOp: blkif.OpFlushDiskcache, NrSegments: 1, ID: 1, Handle: 51712}).Put(b)
+			}
+		}, blkif.RspError, true},
+		{"discard", BlkbackConfig{}, func(f *rawFront) func([]byte) {
+			return op(blkif.OpDiscard, direct(1, 0))
 		}, blkif.RspEOPNOTSUPP, false},
 		{"unknown operation", BlkbackConfig{}, func(f *rawFront) func([]byte) {
 			return func(b []byte) { direct(1, 0)(b); b[0] = 42 }
@@ -375,7 +413,11 @@ func TestBlkbackRejects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Image = img
 			h, x, g, bb := newBlkback(t, tc.cfg)
-			f := connectRaw(t, h, x, g, bb, 0, nil)
+			var extra map[string]string
+			if tc.cfg.Persistent {
+				extra = map[string]string{"feature-persistent": "1"}
+			}
+			f := connectRaw(t, h, x, g, bb, 0, extra)
 			f.send(tc.req(f))
 			rsp := f.recv(1)
 			if rsp[0].ID != 1 || rsp[0].Status != tc.status {
@@ -384,8 +426,11 @@ func TestBlkbackRejects(t *testing.T) {
 			if got := len(bb.ProtocolErrors()) > 0; got != tc.violation {
 				t.Errorf("violations %v", bb.ProtocolErrors())
 			}
-			if st := bb.Stats(); st.Errors != 1 {
-				t.Errorf("errors counted %d", st.Errors)
+			if st := bb.Stats(); st.Errors != 1 || st.Writes != 0 || st.Flushes != 0 {
+				t.Errorf("stats %+v", st)
+			}
+			if !bytes.Equal(bb.Image(), img) || !bytes.Equal(bb.Durable(), img) {
+				t.Error("a refused request changed the image")
 			}
 			// The backend still serves good requests.
 			p, r := f.data(false)
@@ -507,4 +552,239 @@ func TestBlkbackFaultHooks(t *testing.T) {
 	if err := bb.InjectResponse(blkif.Response{}); err == nil {
 		t.Error("InjectResponse while disconnected")
 	}
+}
+
+func TestBlkbackServesWrites(t *testing.T) {
+	for _, persistent := range []bool{false, true} {
+		t.Run(fmt.Sprint("persistent=", persistent), func(t *testing.T) {
+			img := blkImage(1 << 20)
+			orig := bytes.Clone(img)
+			h, x, g, bb := newBlkback(t, BlkbackConfig{Image: img, MaxIndirectSegments: 600, Persistent: true})
+			extra := map[string]string{}
+			if persistent {
+				extra["feature-persistent"] = "1"
+			}
+			f := connectRaw(t, h, x, g, bb, 0, extra)
+			want := bytes.Clone(img)
+			// Without persistent grants the data pages can be read-only:
+			// the backend only reads them.
+			ro := !persistent
+			// Direct: sectors 2..5 of one page, then a whole page.
+			p1, r1 := f.data(ro)
+			p2, r2 := f.data(ro)
+			for i := range p1 {
+				p1[i], p2[i] = byte(i*7+1), byte(i*13+2)
+			}
+			f.send(op(blkif.OpWrite, direct(7, 100, blkif.Segment{Gref: r1, FirstSect: 2, LastSect: 5}, blkif.Segment{Gref: r2, LastSect: 7})))
+			if rsp := f.recv(1); rsp[0] != (blkif.Response{ID: 7, Op: blkif.OpWrite, Status: blkif.RspOkay}) {
+				t.Fatalf("response %+v (%v)", rsp[0], bb.ProtocolErrors())
+			}
+			copy(want[100*512:], p1[1024:3072])
+			copy(want[104*512:], p2)
+			if !bytes.Equal(bb.Image(), want) {
+				t.Fatal("direct write: image differs")
+			}
+			// Indirect: 520 one-sector segments over two descriptor pages.
+			ind1, ir1 := f.data(true)
+			ind2, ir2 := f.data(true)
+			for i := 0; i < 520; i++ {
+				p, r := f.data(ro)
+				o := (i % 8) * 512
+				for j := 0; j < 512; j++ {
+					p[o+j] = byte(i + j)
+				}
+				copy(want[(1000+i)*512:], p[o:o+512])
+				desc := ind1
+				if i >= 512 {
+					desc = ind2
+				}
+				blkif.Segment{Gref: r, FirstSect: uint8(i % 8), LastSect: uint8(i % 8)}.Put(desc[(i%512)*8:])
+			}
+			f.send(func(b []byte) {
+				(&blkif.IndirectRequest{IndirectOp: blkif.OpWrite, NrSegments: 520, ID: 8, Sector: 1000, Handle: 51712, Grefs: [8]uint32{ir1, ir2}}).Put(b)
+			})
+			if rsp := f.recv(1); rsp[0] != (blkif.Response{ID: 8, Op: blkif.OpWrite, Status: blkif.RspOkay}) {
+				t.Fatalf("indirect response %+v (%v)", rsp[0], bb.ProtocolErrors())
+			}
+			if !bytes.Equal(bb.Image(), want) {
+				t.Fatal("indirect write: image differs")
+			}
+			// Reads see the writes.
+			p3, r3 := f.data(false)
+			f.send(direct(9, 1000, blkif.Segment{Gref: r3, LastSect: 7}))
+			if rsp := f.recv(1); rsp[0].Status != blkif.RspOkay || !bytes.Equal(p3, want[1000*512:1008*512]) {
+				t.Fatalf("read back: %+v", rsp[0])
+			}
+			st := bb.Stats()
+			if st.Requests != 3 || st.Writes != 2 || st.Written != 532*512 || st.Unflushed != 2 || st.Indirect != 1 || st.Errors != 0 {
+				t.Errorf("stats %+v", st)
+			}
+			if !bytes.Equal(img, orig) {
+				t.Error("the caller's Image was modified")
+			}
+			if !bytes.Equal(bb.Durable(), orig) {
+				t.Error("writes durable without a flush")
+			}
+			if errs := bb.ProtocolErrors(); len(errs) != 0 {
+				t.Errorf("protocol errors %v", errs)
+			}
+		})
+	}
+}
+
+// TestBlkbackFlush: flushes and barriers, with or without data, make
+// the writes before them durable.
+func TestBlkbackFlush(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		op   uint8
+		data bool
+	}{
+		{"flush", blkif.OpFlushDiskcache, false},
+		{"flush with data", blkif.OpFlushDiskcache, true},
+		{"barrier", blkif.OpWriteBarrier, false},
+		{"barrier with data", blkif.OpWriteBarrier, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := blkImage(64 << 10)
+			h, x, g, bb := newBlkback(t, BlkbackConfig{Image: img, FlushCache: true, Barrier: true})
+			f := connectRaw(t, h, x, g, bb, 0, nil)
+			p, r := f.data(true)
+			for i := range p {
+				p[i] = 0xaa
+			}
+			f.send(op(blkif.OpWrite, direct(1, 8, blkif.Segment{Gref: r, LastSect: 7})))
+			f.recv(1)
+			want := bytes.Clone(img)
+			copy(want[4096:], p)
+			var segs []blkif.Segment
+			if tc.data {
+				q, rq := f.data(true)
+				for i := range q {
+					q[i] = 0x55
+				}
+				segs = append(segs, blkif.Segment{Gref: rq, LastSect: 7})
+				copy(want[8192:], q)
+			}
+			f.send(op(tc.op, direct(2, 16, segs...)))
+			if rsp := f.recv(1); rsp[0] != (blkif.Response{ID: 2, Op: tc.op}) {
+				t.Fatalf("response %+v (%v)", rsp[0], bb.ProtocolErrors())
+			}
+			if !bytes.Equal(bb.Image(), want) || !bytes.Equal(bb.Durable(), want) {
+				t.Fatal("not durable after the flush")
+			}
+			if st := bb.Stats(); st.Flushes != 1 || st.Unflushed != 0 {
+				t.Errorf("stats %+v", st)
+			}
+			// A later write is volatile again.
+			f.send(op(blkif.OpWrite, direct(3, 0, blkif.Segment{Gref: r, LastSect: 0})))
+			f.recv(1)
+			if bytes.Equal(bb.Durable(), bb.Image()) || bb.Stats().Unflushed != 1 {
+				t.Error("write after the flush already durable")
+			}
+			if errs := bb.ProtocolErrors(); len(errs) != 0 {
+				t.Errorf("protocol errors %v", errs)
+			}
+		})
+	}
+}
+
+// TestBlkbackSetReadOnly: a disk turned read-only underneath refuses
+// writes without a protocol violation, and accepts them again after.
+func TestBlkbackSetReadOnly(t *testing.T) {
+	img := blkImage(64 << 10)
+	h, x, g, bb := newBlkback(t, BlkbackConfig{Image: img})
+	f := connectRaw(t, h, x, g, bb, 0, nil)
+	p, r := f.data(true)
+	p[0] = 0xff
+	bb.SetReadOnly(true)
+	f.send(op(blkif.OpWrite, direct(1, 0, blkif.Segment{Gref: r, LastSect: 0})))
+	if rsp := f.recv(1); rsp[0].Status != blkif.RspError || !bytes.Equal(bb.Image(), img) {
+		t.Fatalf("write to a read-only disk: %+v", rsp[0])
+	}
+	if v, _ := x.Read(bb.Backend().Dir() + "/mode"); v != "w" {
+		t.Errorf("mode %q changed", v)
+	}
+	bb.SetReadOnly(false)
+	f.send(op(blkif.OpWrite, direct(2, 0, blkif.Segment{Gref: r, LastSect: 0})))
+	if rsp := f.recv(1); rsp[0].Status != blkif.RspOkay || bb.Image()[0] != 0xff {
+		t.Fatalf("write after SetReadOnly(false): %+v", rsp[0])
+	}
+	if st := bb.Stats(); st.Errors != 1 || st.Writes != 1 || len(bb.ProtocolErrors()) != 0 {
+		t.Errorf("stats %+v, violations %v", st, bb.ProtocolErrors())
+	}
+}
+
+// TestBlkbackWriteFaults: the fault hooks apply to writes: a write
+// answered with an injected status or dropped never reaches the image;
+// held writes reach it on Release, in reverse with Reorder.
+func TestBlkbackWriteFaults(t *testing.T) {
+	img := blkImage(64 << 10)
+	h, x, g, bb := newBlkback(t, BlkbackConfig{
+		Image:   img,
+		Reorder: true,
+		Status: func(r BlkRequest) int16 {
+			if r.ID == 2 {
+				return blkif.RspError
+			}
+			return 0
+		},
+		Drop: func(r BlkRequest) bool { return r.ID == 3 },
+		Mangle: func(r BlkRequest, rsp *blkif.Response) {
+			if r.ID == 4 {
+				rsp.Op = blkif.OpRead
+			}
+		},
+	})
+	f := connectRaw(t, h, x, g, bb, 0, nil)
+	bb.Hold()
+	want := bytes.Clone(img)
+	var reqs []func([]byte)
+	for id := uint64(1); id <= 5; id++ {
+		p, r := f.data(true)
+		for i := range p {
+			p[i] = byte(id)
+		}
+		// 1 and 5 write the same sector: Reorder makes 1 win.
+		sector := id * 8
+		if id == 5 {
+			sector = 8
+		}
+		if id == 1 || id == 4 {
+			copy(want[sector*512:], p)
+		}
+		reqs = append(reqs, op(blkif.OpWrite, direct(id, sector, blkif.Segment{Gref: r, LastSect: 7})))
+	}
+	f.send(reqs...)
+	if err := bb.WaitHeld(ctxFor(t, 10*time.Second), 4); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(bb.Image(), img) {
+		t.Fatal("held writes reached the image")
+	}
+	bb.Release()
+	rsp := f.recv(4)
+	wantRsp := []blkif.Response{
+		{ID: 5, Op: blkif.OpWrite},
+		{ID: 4, Op: blkif.OpRead}, // mangled
+		{ID: 2, Op: blkif.OpWrite, Status: blkif.RspError},
+		{ID: 1, Op: blkif.OpWrite},
+	}
+	for i := range wantRsp {
+		if rsp[i] != wantRsp[i] {
+			t.Errorf("response %d = %+v, want %+v", i, rsp[i], wantRsp[i])
+		}
+	}
+	if !bytes.Equal(bb.Image(), want) {
+		t.Error("image differs: a refused or dropped write was applied, or the order was not kept")
+	}
+	if st := bb.Stats(); st.Writes != 3 || st.Errors != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
 }
