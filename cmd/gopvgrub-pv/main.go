@@ -5,7 +5,7 @@
 // Test modes, selected by `extra="gopvgrub.test=NAME"`, exercise the
 // platform for the e2e scenarios: hello, selftest, crash, idle, chain,
 // console-echo, net (DHCP on the first vif, then hand it back), layout
-// (what the domain builder laid out), xenstore.
+// (what the domain builder laid out), xenstore, blk.
 package main
 
 import (
@@ -56,6 +56,11 @@ func main() {
 	case "xenstore":
 		if err := xenstoreTest(); err != nil {
 			fmt.Println("XS FAIL", err)
+			os.Exit(1)
+		}
+	case "blk":
+		if err := blkTest(rest); err != nil {
+			fmt.Println("BLK FAIL", err)
 			os.Exit(1)
 		}
 	case "sleeptrace":
