@@ -198,21 +198,22 @@ func recordInitialTables() {
 	}
 	boot.info.NumInitialPT = uint64(n)
 	for i := 0; i < n; i++ {
-		pfn := boot.info.InitialPT[i] &^ (0xf << 60)
-		boot.info.InitialPTHash[i] = tableHash(p2m(pfn))
+		pfn, level := boot.info.InitialPT[i]&^(0xf<<60), boot.info.InitialPT[i]>>60
+		boot.info.InitialPTHash[i] = tableHash(p2m(pfn), level)
 	}
 }
 
 // tableHash digests a page table as the builder wrote it, for the layout
 // e2e test: FNV-1a 64 over its 512 entries, each with its frame number
 // turned into a PFN and the Accessed/Dirty bits (which the CPU may have
-// set since) cleared; absent entries count as 0. It runs before the shim
-// changes any table (loader/layout/xendump computes the same from a plan).
-func tableHash(mfn uint64) uint64 {
+// set since) cleared; absent entries count as 0, and so do Xen's own
+// slots 256–271 of the L4. It runs before the shim changes any table
+// (loader/layout/xendump computes the same from a plan).
+func tableHash(mfn, level uint64) uint64 {
 	h := uint64(14695981039346656037)
 	for i := uint64(0); i < 512; i++ {
 		e := readEntry(mfn, i)
-		if e&ptePresent == 0 {
+		if e&ptePresent == 0 || level == 4 && i >= 256 && i <= 271 {
 			e = 0
 		} else {
 			e = m2p((e&pteMFNMask)>>pageShift)<<pageShift | e&(1<<63|0xfff)&^0x60

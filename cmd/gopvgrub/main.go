@@ -4,12 +4,19 @@
 //
 //	gopvgrub inspect [--json] [--extra CONFIG] IMAGE...
 //	gopvgrub extract [--entry N|ID|TITLE] [--extra CONFIG] --out DIR IMAGE...
+//	gopvgrub layout-check -image FILE -initrd-size N [-xen-patch P] [-golden OUT] DUMP
 //
 // The images are the guest's disks in order: the first is hd0. --extra is
 // what the domain's extra= would say, e.g. "(hd0,0)/boot/grub/menu.lst";
 // without it the config is discovered as the bootloader discovers it.
 // extract writes the kernel, the initrds (under their own names) and a
 // file "cmdline" into DIR.
+//
+// layout-check runs in dom0 after a kernel FILE was booted directly by
+// the toolstack with an initrd of N bytes: it reads the LAYOUT dump the
+// kernel printed (a console log, DUMP) and reports every difference from
+// what package loader/layout plans (see loader/layout/xendump). -golden
+// records the run for the unit tests.
 package main
 
 import (
@@ -27,6 +34,9 @@ import (
 	"github.com/gopvgrub/gopvgrub/fs"
 	"github.com/gopvgrub/gopvgrub/grub"
 	"github.com/gopvgrub/gopvgrub/grub/discover"
+	"github.com/gopvgrub/gopvgrub/loader"
+	"github.com/gopvgrub/gopvgrub/loader/layout"
+	"github.com/gopvgrub/gopvgrub/loader/layout/xendump"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -34,9 +44,14 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `usage:
   gopvgrub inspect [--json] [--extra CONFIG] IMAGE...
   gopvgrub extract [--entry N|ID|TITLE] [--extra CONFIG] --out DIR IMAGE...
+  gopvgrub layout-check -image FILE -initrd-size N [-xen-patch P] [-golden OUT] DUMP
 
 IMAGEs are the guest's disks in order (the first is hd0). CONFIG names the
 config as the domain's extra= would, e.g. "(hd0,0)/boot/grub/menu.lst".
+layout-check compares the LAYOUT dump in the console log DUMP of kernel
+FILE, booted by the toolstack with an N-byte initrd under Xen 4.17.P, with
+the planned layout; exit status 1 on any mismatch. OUT is written as a
+golden file whatever the outcome.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -50,12 +65,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = inspect(args[1:], stdout)
 	case "extract":
 		err = extract(args[1:], stdout)
+	case "layout-check":
+		err = layoutCheck(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "gopvgrub: unknown command %q\n%s", args[0], usage)
 		return 2
+	}
+	if errors.Is(err, errFailed) {
+		return 1
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -70,6 +90,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 type usageError struct{ error }
+
+// errFailed: the command has printed why it failed; exit 1 quietly.
+var errFailed = errors.New("failed")
 
 // fileDisk is a disk image file.
 type fileDisk struct {
@@ -386,4 +409,106 @@ func noteSuffix(notes []string) string {
 		return ""
 	}
 	return ": " + strings.Join(notes, "; ")
+}
+
+// kernelLimit bounds the kernel file and its decompressed vmlinux.
+const kernelLimit = 1 << 30
+
+func layoutCheck(args []string, out io.Writer) error {
+	fl := flag.NewFlagSet("layout-check", flag.ContinueOnError)
+	fl.SetOutput(io.Discard)
+	image := fl.String("image", "", "the kernel the toolstack booted")
+	initrd := fl.String("initrd-size", "", "bytes of the initrd it loaded, 0 for none")
+	patch := fl.Int("xen-patch", -1, "Xen's patch level P of 4.17.P, if known")
+	golden := fl.String("golden", "", "write the run as a golden file")
+	if err := fl.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fl.NArg() != 1 || *image == "" || *initrd == "" {
+		return usageError{errors.New("layout-check: -image, -initrd-size and one DUMP are needed")}
+	}
+	size, err := strconv.ParseUint(*initrd, 10, 64)
+	if err != nil {
+		return usageError{fmt.Errorf("layout-check: -initrd-size: %w", err)}
+	}
+	k, err := readKernel(*image)
+	if err != nil {
+		return fmt.Errorf("layout-check: %w", err)
+	}
+	f, err := os.Open(fl.Arg(0))
+	if err != nil {
+		return fmt.Errorf("layout-check: %w", err)
+	}
+	d, err := xendump.Parse(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("layout-check: %s: %w", fl.Arg(0), err)
+	}
+	var opts []xendump.Option
+	if *patch >= 0 {
+		opts = append(opts, xendump.XenPatch(*patch))
+	}
+	img := k.LayoutImage()
+	r, err := xendump.Compare(d, img, size, opts...)
+	if err != nil {
+		return fmt.Errorf("layout-check: %s: %w", fl.Arg(0), err)
+	}
+	if *golden != "" {
+		if err := writeGolden(*golden, d, img, size, opts); err != nil {
+			return fmt.Errorf("layout-check: %w", err)
+		}
+	}
+	w := &errWriter{w: out}
+	for _, m := range r.Mismatches {
+		w.printf("layout-check: %s\n", m)
+	}
+	w.printf("layout-check: %s\n", r.Summary())
+	if w.err != nil {
+		return w.err
+	}
+	if !r.OK() {
+		return errFailed
+	}
+	return nil
+}
+
+func readKernel(name string) (*loader.Kernel, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	k, err := loader.ParseKernel(f, st.Size(), kernelLimit)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return k, nil
+}
+
+// writeGolden replaces name whole: a half-written golden would fail the
+// unit tests for the wrong reason.
+func writeGolden(name string, d *xendump.Dump, img layout.Image, size uint64, opts []xendump.Option) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), filepath.Base(name)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("golden: %w", err)
+	}
+	err = xendump.WriteGolden(tmp, d, img, size, opts...)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), name)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("golden %s: %w", name, err)
+	}
+	return nil
 }
