@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/blkfront.sh - blkfront's sequential read throughput of a 256 MiB
-# disk (4 MiB reads, medians of 3), against dom0's own read of the same
+# disk (4 MiB reads; median of 5 passes, dom0 median of 3), against dom0's own read of the same
 # disk with direct I/O (dd iflag=direct bs=4M), in one test-bed run.
 # Both go through QEMU's emulated virtio disk under TCG; the ratio is
 # what carries over.
