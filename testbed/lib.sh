@@ -115,3 +115,37 @@ netservers_stop() {
   done
   return 0
 }
+
+# debian_boot NAME SUITE SERIAL: boot the real Debian guest disk (mkguest.sh;
+# virtio disk SERIAL, KVER and UUID beside dom0.sh) through gopvgrub with
+# no extra=: gopvgrub finds grub.cfg, boots its default entry; the guest's
+# systemd unit prints TB-DEBIAN-UP once its own netfront has a DHCP
+# lease, writes /var/lib/tb-proof to its root disk and powers off. dom0
+# then finds the proof on the disk: blkback and netback both served the
+# chainloaded kernel after gopvgrub's teardown.
+debian_boot() {
+  n=$1 suite=$2
+  d=$(virtio_disk "$3") || fail "no guest disk in dom0"
+  kver=$(cat KVER) uuid=$(cat UUID)
+  mkdir -p srv; netservers "$PWD/srv"  # DHCP for the guest's own netfront
+  MEM=${MEM:-512} domcfg "$n" "disk=[\"phy:$d,xvda,w\"]" 'vif=["bridge=xenbr0"]'
+  console "$n" "$n.cfg" 'TB-DEBIAN-PROOF written|cannot boot|fatal|minios:|Kernel panic' 900
+  i=0; while ! gone "$n" && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done
+  showlog "$n" | grep -a 'gopvgrub\|TB-DEBIAN\|Linux version\|systemd\[1\]: \(Reached\|Started\)\|error\|Failed\|panic' | head -n 80
+  netservers_stop
+  gone "$n" || fail "the guest did not power off"
+  log=$(sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' "$n.log" | tr -d '\r')
+  echo "$log" | grep -q 'using (hd0,msdos1)/boot/grub/grub.cfg' || fail "gopvgrub did not use the disk's grub.cfg"
+  up=$(echo "$log" | grep -a 'TB-DEBIAN-UP' | head -n 1)
+  [ -n "$up" ] || fail "the guest did not come up: $(echo "$log" | grep -a 'cannot boot\|fatal\|minios:\|Kernel panic' | head -n 1)"
+  note "$(echo "$up" | sed 's/^\[ *[0-9.]*\] //')"
+  for want in "suite=$suite " "kernel=$kver " 'ip=10\.0\.0\.1[0-9][0-9] ' "root=UUID=$uuid "; do
+    echo "$up" | grep -q -- "$want" || fail "the guest's marker lacks '$want'"
+  done
+  mkdir -p "/mnt/$n"
+  mount -o ro "${d}1" "/mnt/$n" || fail "cannot mount the guest's root (${d}1) in dom0"
+  proof=$(cat "/mnt/$n/var/lib/tb-proof" 2>/dev/null)
+  umount "/mnt/$n"
+  [ -n "$proof" ] || fail "the proof the guest wrote is not on its disk"
+  return 0
+}
