@@ -25,6 +25,13 @@ func (d *Device) ReadAt(p []byte, off int64) (int, error) {
 // to the pool then.
 func (d *Device) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
 	d.st.reads.Add(1)
+	n, err := d.onConn(func(c *conn) (int, error) { return c.readAt(ctx, p, off) })
+	d.st.bytes.Add(uint64(n))
+	return n, err
+}
+
+// onConn runs f on the open connection, which stays open meanwhile.
+func (d *Device) onConn(f func(c *conn) (int, error)) (int, error) {
 	d.mu.Lock()
 	c, name := d.conn, d.name
 	d.mu.Unlock()
@@ -36,9 +43,7 @@ func (d *Device) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 	if c.closed {
 		return 0, fmt.Errorf("blkfront: %s: %w", name, ErrClosed)
 	}
-	n, err := c.readAt(ctx, p, off)
-	d.st.bytes.Add(uint64(n))
-	return n, err
+	return f(c)
 }
 
 // chunk is one request of a transfer and the aligned byte range it

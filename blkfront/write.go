@@ -2,7 +2,6 @@ package blkfront
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/gopvgrub/gopvgrub/blkfront/blkif"
@@ -31,18 +30,7 @@ func (d *Device) WriteAt(p []byte, off int64) (int, error) {
 // then.
 func (d *Device) WriteAtContext(ctx context.Context, p []byte, off int64) (int, error) {
 	d.st.writes.Add(1)
-	d.mu.Lock()
-	c, name := d.conn, d.name
-	d.mu.Unlock()
-	if c == nil {
-		return 0, fmt.Errorf("blkfront: %s: %w", name, ErrClosed)
-	}
-	c.life.RLock()
-	defer c.life.RUnlock()
-	if c.closed {
-		return 0, fmt.Errorf("blkfront: %s: %w", name, ErrClosed)
-	}
-	n, err := c.writeAt(ctx, p, off)
+	n, err := d.onConn(func(c *conn) (int, error) { return c.writeAt(ctx, p, off) })
 	d.st.written.Add(uint64(n))
 	return n, err
 }
