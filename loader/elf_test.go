@@ -358,17 +358,23 @@ func TestNumericNotes(t *testing.T) {
 	}
 }
 
-// TestBadImages: each malformed or unacceptable image gives its error.
-func TestBadImages(t *testing.T) {
+type badImage struct {
+	name string
+	img  []byte
+	is   error
+	msg  string
+}
+
+// badImages are malformed or unacceptable images and the errors they give.
+func badImages() []badImage {
 	mod := func(f func(*testELF)) []byte { e := gopvgrubELF(); f(&e); return e.build() }
 	withNotes := func(n ...[]byte) []byte { return mod(func(e *testELF) { e.ptNotes = notes(n...) }) }
 	good := gopvgrubNotes()
-	tests := []struct {
-		name string
-		img  []byte
-		is   error
-		msg  string
-	}{
+	full := gopvgrubELF().build()
+	// Segment 1's file size (≤ its memory size) past the end of the file.
+	pastEnd := bytes.Clone(full)
+	binary.LittleEndian.PutUint64(pastEnd[64+elf64PhdrLen+32:], 0x80000)
+	return []badImage{
 		{"no notes", mod(func(e *testELF) { e.ptNotes = nil }), ErrNotPV, "not built with CONFIG_XEN_PV"},
 		{"only other notes", mod(func(e *testELF) { e.ptNotes = note("GNU", 3, []byte("id")) }), ErrNotPV, "no Xen PV notes"},
 		{"32-bit", mod(func(e *testELF) { e.class = 1 }), Err32Bit, "x86_64 PV kernels only"},
@@ -401,8 +407,14 @@ func TestBadImages(t *testing.T) {
 		{"no loadable segments", mod(func(e *testELF) { e.loads = nil }), ErrBadELF, "no loadable"},
 		{"bss-only segment", mod(func(e *testELF) { e.loads[0].data = nil; e.loads[0].memsz = 0x10 }), nil, ""},
 		{"wrapping segment", mod(func(e *testELF) { e.loads[1].paddr = ^uint64(0) - 10 }), ErrBadELF, "wraps"},
+		{"section headers past end", full[:len(full)-10], ErrBadELF, "section headers past end"},
+		{"segment data past end", pastEnd, ErrBadELF, "segment 1 data past end"},
 	}
-	for _, tc := range tests {
+}
+
+// TestBadImages: each malformed or unacceptable image gives its error.
+func TestBadImages(t *testing.T) {
+	for _, tc := range badImages() {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseKernelBytes(tc.img, 1<<20)
 			if tc.is == nil {

@@ -1,6 +1,8 @@
 package loader
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"testing"
 
@@ -24,8 +26,9 @@ func wrapsOurs(err error) bool {
 }
 
 // FuzzParseELF feeds ELF images (and whatever mutation makes of them) to
-// the note parser and checks: no panic, errors wrap a sentinel, and an
-// accepted kernel satisfies libelf's bounds and loads into its image.
+// the note parser and checks: no panic, errors wrap a sentinel, an
+// accepted kernel satisfies libelf's bounds and loads into its image, and
+// parsing and loading it from a stream gives the same result.
 func FuzzParseELF(f *testing.F) {
 	f.Add(linuxELF().build())
 	f.Add(gopvgrubELF().build())
@@ -37,6 +40,7 @@ func FuzzParseELF(f *testing.F) {
 	legacy.xenGuest = "GUEST_OS=linux,XEN_VER=xen-3.0,VIRT_BASE=0x400000,ELF_PADDR_OFFSET=0x400000,HYPERCALL_PAGE=0x100"
 	f.Add(legacy.build())
 	f.Fuzz(func(t *testing.T, b []byte) {
+		sameAsInMemory(t, "fuzz", b, 1<<22)
 		k, err := ParseKernelBytes(b, 1<<20)
 		if err != nil {
 			if !wrapsOurs(err) {
@@ -65,6 +69,7 @@ func FuzzSetupHeader(f *testing.F) {
 	f.Add(fakeBzImage(0x020f, []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0}))
 	f.Add(fakeBzImage(0x0208, []byte{0x02, 0x21, 0x4c, 0x18, 5, 0, 0, 0, 0x50, 'h', 'e', 'l', 'l', 'o'}))
 	f.Add(fakeBzImage(0x020a, []byte{0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x05, 0x29, 0, 0, 'h', 'e', 'l', 'l', 'o'}))
+	f.Add(fakeBzImage(0x020f, gzipped(linuxELF().build())))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := ParseSetupHeader(b)
 		if err == nil {
@@ -78,8 +83,32 @@ func FuzzSetupHeader(f *testing.F) {
 		} else if !errors.Is(err, ErrBadBzImage) {
 			t.Fatalf("error %v", err)
 		}
-		if _, err := ParseKernelBytes(b, 1<<20); err != nil && !wrapsOurs(err) {
+		k, err := ParseKernelBytes(b, 1<<20)
+		if err != nil && !wrapsOurs(err) {
 			t.Fatalf("error %v wraps no sentinel", err)
+		}
+		// From a stream: accepted exactly when in memory, with the same
+		// image (a decoder's error may be worded differently).
+		ks, serr := ParseKernelStream(b, 1<<20)
+		if serr != nil && !wrapsOurs(serr) {
+			t.Fatalf("streamed: error %v wraps no sentinel", serr)
+		}
+		if err == nil && serr != nil {
+			t.Fatalf("accepted in memory, streamed: %v", serr)
+		}
+		if serr != nil || ks.ImageSize() > 1<<22 {
+			return
+		}
+		got := make([]byte, ks.ImageSize())
+		serr = ks.Load(got)
+		if (err == nil) != (serr == nil) || serr != nil && !wrapsOurs(serr) {
+			t.Fatalf("in memory: %v; streamed Load: %v", err, serr)
+		}
+		if err == nil {
+			want := make([]byte, k.ImageSize())
+			if k.Load(want) == nil && !bytes.Equal(got, want) {
+				t.Fatal("streamed image differs")
+			}
 		}
 	})
 }
@@ -95,4 +124,12 @@ func FuzzGuestInfo(f *testing.F) {
 			t.Fatalf("error %v", err)
 		}
 	})
+}
+
+func gzipped(b []byte) []byte {
+	var w bytes.Buffer
+	zw := gzip.NewWriter(&w)
+	zw.Write(b)
+	zw.Close()
+	return w.Bytes()
 }

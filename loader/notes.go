@@ -141,30 +141,40 @@ const maxString = 4096
 
 func align4(n uint64) uint64 { return (n + 3) &^ 3 }
 
-// parseNoteArea reads the notes in b[start:end] into p and returns how
-// many were Xen notes. Strings are read as libelf does: from the start of
-// desc up to a NUL, which may lie in the padding after desc (Linux's
-// FEATURES note is not NUL-terminated within its descsz).
-func (p *Params) parseNoteArea(b []byte, start, end uint64, total *int) (int, error) {
-	if start > uint64(len(b)) || end > uint64(len(b)) || start > end {
+// parseNoteArea reads the notes in the file's [start, end) into p and
+// returns how many were Xen notes. Strings are read as libelf does: from
+// the start of desc up to a NUL, which may lie in the padding after desc
+// (Linux's FEATURES note is not NUL-terminated within its descsz) or past
+// the area, so the area is read with maxString bytes more.
+func (p *Params) parseNoteArea(d elfData, start, end uint64, total *int) (int, error) {
+	size, known := d.size()
+	if start > end || known && (start > size || end > size) {
 		return 0, fmt.Errorf("%w: note area [%#x, %#x) outside the file", ErrBadELF, start, end)
 	}
+	b, err := d.at(start, satAdd(end-start, maxString+1))
+	if err != nil {
+		return 0, err
+	}
+	if uint64(len(b)) < end-start {
+		return 0, fmt.Errorf("%w: note area [%#x, %#x) outside the file", ErrBadELF, start, end)
+	}
+	// Offsets below are relative to start.
 	le := binary.LittleEndian
 	n := 0
-	for off := start; off < end; {
+	for off, rend := uint64(0), end-start; off < rend; {
 		if *total >= maxNotes {
 			return n, fmt.Errorf("%w: more than %d ELF notes", ErrBadELF, maxNotes)
 		}
 		*total++
-		if end-off < 12 {
-			return n, fmt.Errorf("%w: truncated note header at %#x", ErrBadELF, off)
+		if rend-off < 12 {
+			return n, fmt.Errorf("%w: truncated note header at %#x", ErrBadELF, start+off)
 		}
 		namesz, descsz, typ := uint64(le.Uint32(b[off:])), uint64(le.Uint32(b[off+4:])), le.Uint32(b[off+8:])
 		nameOff := off + 12
 		descOff := nameOff + align4(namesz)
 		next := descOff + align4(descsz)
-		if next > end {
-			return n, fmt.Errorf("%w: note at %#x runs past its area", ErrBadELF, off)
+		if next > rend {
+			return n, fmt.Errorf("%w: note at %#x runs past its area", ErrBadELF, start+off)
 		}
 		off = next
 		name := b[nameOff : nameOff+namesz]
@@ -182,6 +192,14 @@ func (p *Params) parseNoteArea(b []byte, start, end uint64, total *int) (int, er
 		}
 	}
 	return n, nil
+}
+
+// satAdd is a+b, or the largest uint64 if that overflows.
+func satAdd(a, b uint64) uint64 {
+	if a+b < a {
+		return ^uint64(0)
+	}
+	return a + b
 }
 
 // noteNumber reads a numeric note as libelf: sizes 1, 2, 4 and 8 only,
@@ -209,7 +227,7 @@ func (p *Params) applyNote(b []byte, typ uint32, descOff uint64, desc []byte) er
 	var val uint64
 	switch k.kind {
 	case 's':
-		s, ok := cString(b, descOff, maxString)
+		s, ok := cStringBytes(b, descOff, maxString)
 		if !ok {
 			return nil // libelf ignores a string note it cannot read
 		}
@@ -379,9 +397,15 @@ func xenParams(f *elfFile) (*Params, error) {
 		HVStartLow:    Unset,
 	}
 	total, found := 0, 0
+	// A PT_NOTE with offset 0 comes from old binutils; libelf skips it.
+	isNote := func(ph Segment) bool { return ph.Type == ptNote && ph.Offset != 0 }
 	for _, ph := range f.phdrs {
-		// A PT_NOTE with offset 0 comes from old binutils; libelf skips it.
-		if ph.Type != ptNote || ph.Offset == 0 {
+		if isNote(ph) && ph.Offset+ph.Filesz >= ph.Offset {
+			f.data.want(ph.Offset, satAdd(ph.Filesz, maxString+1))
+		}
+	}
+	for _, ph := range f.phdrs {
+		if !isNote(ph) {
 			continue
 		}
 		end := ph.Offset + ph.Filesz
@@ -397,7 +421,16 @@ func xenParams(f *elfFile) (*Params, error) {
 	if found > 0 {
 		p.Source = "PT_NOTE"
 	} else {
-		for i, sh := range f.shdrs {
+		shdrs, err := f.sections()
+		if err != nil {
+			return nil, err
+		}
+		for i, sh := range shdrs {
+			if i != 0 && sh.typ == shtNote && sh.offset+sh.size >= sh.offset {
+				f.data.want(sh.offset, satAdd(sh.size, maxString+1))
+			}
+		}
+		for i, sh := range shdrs {
 			if i == 0 || sh.typ != shtNote {
 				continue
 			}
@@ -416,8 +449,15 @@ func xenParams(f *elfFile) (*Params, error) {
 		}
 	}
 	if found == 0 {
-		if sh, ok := f.sectionByName("__xen_guest"); ok {
-			s, ok := cString(f.data, sh.offset, 1<<16)
+		sh, ok, err := f.sectionByName("__xen_guest")
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			s, ok, err := cString(f.data, sh.offset, 1<<16)
+			if err != nil {
+				return nil, err
+			}
 			if !ok {
 				return nil, fmt.Errorf("%w: unterminated __xen_guest string", ErrBadELF)
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"strings"
 	"time"
@@ -183,20 +184,18 @@ func (bl *bootloader) boot(e *grub.Entry) error {
 	}
 	t0 := time.Now()
 	fmt.Printf("gopvgrub: loading %s\n", e.Kernel)
+	// The kernel file stays in memory (a few MiB); its vmlinux and the
+	// initrds go straight into the next kernel's frames.
 	kb, err := bl.sys.ReadFile(*e.Kernel, maxKernel)
 	if err != nil {
 		return fmt.Errorf("read kernel %s: %w", e.Kernel, err)
 	}
-	var initrd bytes.Buffer
-	for _, f := range e.Initrds {
-		fmt.Printf("gopvgrub: loading %s\n", f)
-		b, err := bl.sys.ReadFile(f, maxInitrd-int64(initrd.Len()))
-		if err != nil {
-			return fmt.Errorf("read initrd %s: %w", f, err)
-		}
-		initrd.Write(b)
+	initrd, err := bl.openInitrds(e.Initrds)
+	defer initrd.close()
+	if err != nil {
+		return err
 	}
-	k, err := loader.ParseKernelBytes(kb, maxKernel)
+	k, err := loader.ParseKernelStream(kb, maxKernel)
 	if err != nil {
 		return fmt.Errorf("kernel %s: %w", e.Kernel, err)
 	}
@@ -205,13 +204,15 @@ func (bl *bootloader) boot(e *grub.Entry) error {
 		return err
 	}
 	m := &pvMachine{nrPages: dom.NrPages}
-	p, err := boot.Prepare(m, dom, k, initrd.Bytes(), strings.TrimSpace(e.Cmdline))
+	p, err := boot.Prepare(m, dom, k, initrd.source(), strings.TrimSpace(e.Cmdline))
 	if err != nil {
 		return err
 	}
+	initrd.close()
 	fmt.Printf("gopvgrub: %s %s kernel, %d KiB, initrd %d KiB, loaded in %v\n",
-		k.Container, k.Compression, len(kb)>>10, initrd.Len()>>10, time.Since(t0).Round(time.Millisecond))
+		k.Container, k.Compression, len(kb)>>10, initrd.size>>10, time.Since(t0).Round(time.Millisecond))
 	if err := bl.release(); err != nil {
+		m.Free(p.Jump.Window)
 		bl.reacquire()
 		return fmt.Errorf("hand the devices back: %w", err)
 	}
@@ -221,10 +222,13 @@ func (bl *bootloader) boot(e *grub.Entry) error {
 }
 
 // preflight refuses, before anything is read, an entry whose kernel and
-// initrds cannot fit: they are read into memory and then copied into the
-// next kernel's frames, so about twice their size must be free. Files on
-// the network are bounded by the TFTP size limit instead (stat would
-// fetch them).
+// initrds cannot fit. The kernel file is held in memory while its vmlinux
+// is decompressed straight into the next kernel's frames, where the
+// initrds are read too: loading needs the files' size once, plus the
+// vmlinux's excess over its file and the decoder's state, which only the
+// kernel's headers tell (Prepare's layout and allocation check those).
+// Files on the network are bounded by the TFTP size limit instead (stat
+// would fetch them).
 func (bl *bootloader) preflight(e *grub.Entry) error {
 	var need int64
 	for _, f := range append([]grub.File{*e.Kernel}, e.Initrds...) {
@@ -242,11 +246,65 @@ func (bl *bootloader) preflight(e *grub.Entry) error {
 		return nil
 	}
 	free := int64(s.PagesFree) * 4096
-	if 2*need > free {
-		return fmt.Errorf("kernel and initrd are %d MiB: loading them needs about %d MiB, the domain has %d MiB free (%d MiB missing; give the domain more memory)",
-			need>>20, 2*need>>20, free>>20, (2*need-free+1<<20-1)>>20)
+	if need > free {
+		return fmt.Errorf("kernel and initrd are %d MiB: loading them needs more than that, the domain has %d MiB free (at least %d MiB missing; give the domain more memory)",
+			need>>20, free>>20, (need-free+1<<20-1)>>20)
 	}
 	return nil
+}
+
+// initrds are an entry's initrd files, open, for Prepare to read into
+// the window.
+type initrds struct {
+	parts []boot.InitrdPart
+	files []iofs.File
+	size  uint64
+}
+
+// openInitrds opens the initrds and takes their sizes, which the layout
+// needs before they are read. A file whose size cannot be known (no
+// stat) is read into memory instead.
+func (bl *bootloader) openInitrds(files []grub.File) (*initrds, error) {
+	in := &initrds{}
+	for _, f := range files {
+		fmt.Printf("gopvgrub: loading %s\n", f)
+		left := maxInitrd - int64(in.size)
+		fh, err := bl.sys.Open(f)
+		if err != nil {
+			return in, fmt.Errorf("read initrd %s: %w", f, err)
+		}
+		st, err := fh.Stat()
+		if err != nil {
+			fh.Close()
+			b, err := bl.sys.ReadFile(f, left)
+			if err != nil {
+				return in, fmt.Errorf("read initrd %s: %w", f, err)
+			}
+			in.parts = append(in.parts, boot.InitrdPart{Name: "read initrd " + f.String(), Size: uint64(len(b)), R: bytes.NewReader(b)})
+			in.size += uint64(len(b))
+			continue
+		}
+		in.files = append(in.files, fh)
+		switch {
+		case st.IsDir():
+			return in, fmt.Errorf("read initrd %s: %s: is a directory", f, f)
+		case st.Size() < 0 || st.Size() > left:
+			return in, fmt.Errorf("read initrd %s: %s: %w (%d bytes, limit %d)", f, f, grub.ErrTooLarge, st.Size(), left)
+		}
+		in.parts = append(in.parts, boot.InitrdPart{Name: "read initrd " + f.String(), Size: uint64(st.Size()), R: fh})
+		in.size += uint64(st.Size())
+	}
+	return in, nil
+}
+
+// source is the initrds for boot.Prepare.
+func (in *initrds) source() boot.Initrd { return boot.InitrdParts(in.parts) }
+
+func (in *initrds) close() {
+	for _, fh := range in.files {
+		fh.Close()
+	}
+	in.files, in.parts = nil, nil
 }
 
 // release hands every device back for the next kernel: frontends closed

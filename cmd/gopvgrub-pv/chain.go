@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 	"time"
 	"unsafe"
@@ -25,6 +26,9 @@ type pvMachine struct {
 func (m *pvMachine) P2M() ([]uint64, error) { return pv.ChainP2M(m.nrPages) }
 
 func (m *pvMachine) Alloc(n int) ([]byte, []uint64, error) {
+	// The frames come from the shim, not the Go heap: give it back the
+	// heap's free pages first (a decoder's garbage can be tens of MiB).
+	debug.FreeOSMemory()
 	mem, mfns, err := m.plat.AllocPages(n)
 	if err != nil {
 		return nil, nil, err
@@ -35,6 +39,8 @@ func (m *pvMachine) Alloc(n int) ([]byte, []uint64, error) {
 	}
 	return mem, out, nil
 }
+
+func (m *pvMachine) Free(mem []byte) error { return m.plat.FreePages(mem) }
 
 func (m *pvMachine) Jump(j *boot.Jump) error {
 	sj := &shimabi.ChainJump{
@@ -70,7 +76,7 @@ func thisDomain() (boot.Domain, error) {
 // chainload prepares and starts a kernel; it returns only on failure.
 func chainload(kernel, initrd []byte, cmdline string) error {
 	t0 := time.Now()
-	k, err := loader.ParseKernelBytes(kernel, 512<<20)
+	k, err := loader.ParseKernelStream(kernel, 512<<20)
 	if err != nil {
 		return err
 	}
@@ -79,7 +85,7 @@ func chainload(kernel, initrd []byte, cmdline string) error {
 		return err
 	}
 	m := &pvMachine{nrPages: dom.NrPages}
-	p, err := boot.Prepare(m, dom, k, initrd, cmdline)
+	p, err := boot.Prepare(m, dom, k, boot.InitrdBytes(initrd), cmdline)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ package boot
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 
 	"github.com/gopvgrub/gopvgrub/loader"
 	"github.com/gopvgrub/gopvgrub/loader/layout"
@@ -29,6 +30,8 @@ type Machine interface {
 	// Alloc returns n zeroed pages that nothing else uses, mapped
 	// writable, and their machine frames.
 	Alloc(n int) (mem []byte, mfns []uint64, err error)
+	// Free gives back what Alloc returned, when Prepare fails after it.
+	Free(mem []byte) error
 	// Jump hands the domain over; it returns only when something failed
 	// before the point of no return.
 	Jump(j *Jump) error
@@ -59,6 +62,66 @@ type Jump struct {
 // sentinel, so that either check matches).
 var ErrNoMemory = layout.ErrNoMemory
 
+// Kernel is the kernel as Prepare needs it: *loader.Kernel, which loads
+// itself into the window (decompressing as it goes if it came from
+// loader.ParseKernelStream).
+type Kernel interface {
+	// ImageSize is the size of the loaded image, KEnd - KStart.
+	ImageSize() uint64
+	LayoutImage() layout.Image
+	// Load writes the image into dst, ImageSize bytes of fresh zeroed
+	// pages.
+	Load(dst []byte) error
+}
+
+// Initrd is the initrd as Prepare takes it: its size, which the layout
+// needs first, and a function that writes exactly that many bytes into
+// the window, so that the initrd is never held in memory a second time.
+type Initrd struct {
+	Size  uint64
+	Write func(dst []byte) error // dst is Size bytes; nil if Size is 0
+}
+
+// InitrdBytes is an initrd already in memory (nil: none).
+func InitrdBytes(b []byte) Initrd {
+	return Initrd{Size: uint64(len(b)), Write: func(dst []byte) error {
+		copy(dst, b)
+		return nil
+	}}
+}
+
+// InitrdPart is one file of an initrd made of several: Size bytes read
+// from R, whose size the layout needed before it is read.
+type InitrdPart struct {
+	Name string
+	Size uint64
+	R    io.Reader
+}
+
+// InitrdParts is an initrd made of parts back to back, as GRUB loads
+// several initrd files (Linux unpacks one archive after the other), read
+// straight into the window. Each part must hold exactly Size bytes.
+func InitrdParts(parts []InitrdPart) Initrd {
+	var size uint64
+	for _, p := range parts {
+		size += p.Size
+	}
+	return Initrd{Size: size, Write: func(dst []byte) error {
+		for _, p := range parts {
+			part := dst[:p.Size]
+			dst = dst[p.Size:]
+			if n, err := io.ReadFull(p.R, part); err != nil {
+				return fmt.Errorf("%s: %d of %d bytes: %w", p.Name, n, p.Size, err)
+			}
+			var one [1]byte
+			if n, _ := p.R.Read(one[:]); n > 0 {
+				return fmt.Errorf("%s: more than its size, %d bytes", p.Name, p.Size)
+			}
+		}
+		return nil
+	}}
+}
+
 // Prepared is a built image, ready for Machine.Jump.
 type Prepared struct {
 	Layout *layout.Layout
@@ -68,11 +131,13 @@ type Prepared struct {
 }
 
 // Prepare lays out kernel, initrd and cmdline for dom, builds the image
-// in fresh frames from m and returns the hand-over.
-func Prepare(m Machine, dom Domain, k *loader.Kernel, initrd []byte, cmdline string) (*Prepared, error) {
+// in fresh frames from m and returns the hand-over. The kernel and the
+// initrd are written straight into those frames; if anything fails after
+// they are allocated, they are given back.
+func Prepare(m Machine, dom Domain, k Kernel, initrd Initrd, cmdline string) (*Prepared, error) {
 	lay, err := layout.Plan(k.LayoutImage(), layout.Options{
 		NrPages:       dom.NrPages,
-		InitrdSize:    uint64(len(initrd)),
+		InitrdSize:    initrd.Size,
 		Cmdline:       cmdline,
 		StoreMFN:      dom.StoreMFN,
 		ConsoleMFN:    dom.ConsoleMFN,
@@ -108,6 +173,18 @@ func Prepare(m Machine, dom Domain, k *loader.Kernel, initrd []byte, cmdline str
 		return nil, fmt.Errorf("boot: %w: %d MiB for the kernel, initrd and page tables: %v",
 			ErrNoMemory, n>>8, err)
 	}
+	p, err := build(lay, n, dom, old, mem, fresh, k, initrd)
+	if err != nil {
+		if ferr := m.Free(mem); ferr != nil {
+			err = fmt.Errorf("%w (and giving back its memory: %v)", err, ferr)
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// build writes the image into mem, the fresh frames.
+func build(lay *layout.Layout, n uint64, dom Domain, old []uint64, mem []byte, fresh []uint64, k Kernel, initrd Initrd) (*Prepared, error) {
 	if len(fresh) != int(n) || len(mem) != int(n)*layout.PageSize {
 		return nil, fmt.Errorf("boot: allocator returned %d frames / %d bytes for %d pages", len(fresh), len(mem), n)
 	}
@@ -123,8 +200,11 @@ func Prepare(m Machine, dom Domain, k *loader.Kernel, initrd []byte, cmdline str
 	if lay.HypercallPFN != layout.Unset {
 		copy(page(lay.HypercallPFN)[:layout.PageSize], loader.HypercallPage())
 	}
-	if len(initrd) > 0 {
-		copy(page(lay.Initrd.PFN), initrd)
+	if initrd.Size > 0 {
+		// The layout sized the initrd's pages from Size.
+		if err := initrd.Write(page(lay.Initrd.PFN)[:initrd.Size]); err != nil {
+			return nil, fmt.Errorf("boot: load initrd: %w", err)
+		}
 	}
 	// The P2M list the kernel finds at mfn_list.
 	list := page(lay.P2M.PFN)

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -23,6 +26,7 @@ type simMachine struct {
 	frames   map[uint64][]byte
 	allocErr error
 	jumped   *Jump
+	freed    [][]byte
 }
 
 func newSim(pages int, seed int64) *simMachine {
@@ -60,6 +64,8 @@ func (m *simMachine) Alloc(n int) ([]byte, []uint64, error) {
 	}
 	return mem, mfns, nil
 }
+
+func (m *simMachine) Free(mem []byte) error { m.freed = append(m.freed, mem); return nil }
 
 func (m *simMachine) Jump(j *Jump) error { m.jumped = j; return nil }
 
@@ -127,7 +133,7 @@ func TestPrepareDebianKernel(t *testing.T) {
 		dom.StoreMFN, dom.ConsoleMFN = m.p2m[5], m.p2m[6] // live rings, in use by the loader
 		m.frames[dom.StoreMFN] = bytes.Repeat([]byte{'S'}, 4096)
 		m.frames[dom.ConsoleMFN] = bytes.Repeat([]byte{'C'}, 4096)
-		p, err := Prepare(m, dom, k, initrd, "root=/dev/xvda1 console=hvc0")
+		p, err := Prepare(m, dom, k, InitrdBytes(initrd), "root=/dev/xvda1 console=hvc0")
 		if err != nil {
 			t.Fatalf("%d MiB: %v", mb, err)
 		}
@@ -218,18 +224,18 @@ func TestPrepareErrors(t *testing.T) {
 	m := newSim(4096, 1) // 16 MiB: the kernel alone needs more
 	m.p2m = m.p2m[:4096]
 	dom := Domain{NrPages: 4096, StoreMFN: m.p2m[1], ConsoleMFN: m.p2m[2]}
-	if _, err := Prepare(m, dom, k, nil, ""); !errors.Is(err, ErrNoMemory) {
+	if _, err := Prepare(m, dom, k, Initrd{}, ""); !errors.Is(err, ErrNoMemory) {
 		t.Errorf("16 MiB domain: %v, want ErrNoMemory", err)
 	}
 	m = newSim(32768, 2)
 	m.allocErr = errors.New("ENOMEM")
 	dom = Domain{NrPages: 32768, StoreMFN: m.p2m[1], ConsoleMFN: m.p2m[2]}
-	if _, err := Prepare(m, dom, k, nil, ""); !errors.Is(err, ErrNoMemory) {
+	if _, err := Prepare(m, dom, k, Initrd{}, ""); !errors.Is(err, ErrNoMemory) {
 		t.Errorf("allocation failure: %v, want ErrNoMemory", err)
 	}
 	m = newSim(32768, 3)
 	big := make([]byte, 130<<20) // an initrd larger than the domain
-	if _, err := Prepare(m, dom, k, big, ""); err == nil {
+	if _, err := Prepare(m, dom, k, InitrdBytes(big), ""); err == nil {
 		t.Error("an initrd larger than the domain was accepted")
 	}
 }
@@ -294,6 +300,153 @@ func TestPermute(t *testing.T) {
 	for _, c := range bad {
 		if _, err := Permute(c.old, c.fresh, c.pins); err == nil {
 			t.Errorf("%s: accepted", c.name)
+		}
+	}
+}
+
+// simDomain is a fresh simulated domain of mb MiB with its live rings.
+func simDomain(mb uint64, seed int64) (*simMachine, Domain) {
+	m := newSim(int(mb<<8), seed)
+	dom := Domain{NrPages: mb << 8, StoreEvtchn: 1, ConsoleEvtchn: 2, SharedInfoMA: 0x12345000}
+	dom.StoreMFN, dom.ConsoleMFN = m.p2m[5], m.p2m[6]
+	m.frames[dom.StoreMFN] = bytes.Repeat([]byte{'S'}, 4096)
+	m.frames[dom.ConsoleMFN] = bytes.Repeat([]byte{'C'}, 4096)
+	return m, dom
+}
+
+// TestPrepareStreamed: Debian 12's generic kernel (an xz bzImage whose
+// vmlinux is 63 MiB) and two initrds, loaded as the bootloader now does
+// (the kernel decompressed straight into the window, the initrds read
+// from their files into it), give a window byte for byte equal to the
+// old way's (the whole vmlinux and the concatenated initrds in memory),
+// in a 128 MiB domain.
+func TestPrepareStreamed(t *testing.T) {
+	path := testassets.DebianKernel(t, "", "amd64")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var files []string
+	var cat []byte
+	for i, n := range []int{1 << 20, 7<<20 + 123} {
+		b := bytes.Repeat([]byte{byte('a' + i)}, n)
+		copy(b, "070701") // it does not matter what they hold
+		f := filepath.Join(dir, fmt.Sprint(i))
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files, cat = append(files, f), append(cat, b...)
+	}
+	const cmdline = "root=/dev/xvda1 console=hvc0"
+
+	old, err := loader.ParseKernelBytes(raw, 512<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mOld, dom := simDomain(128, 9)
+	pOld, err := Prepare(mOld, dom, old, InitrdBytes(cat), cmdline)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	k, err := loader.ParseKernelStream(raw, 512<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.ELF != nil {
+		t.Fatal("ParseKernelStream kept the vmlinux")
+	}
+	mNew, dom := simDomain(128, 9)
+	initrd := Initrd{Size: uint64(len(cat)), Write: func(dst []byte) error {
+		for _, f := range files {
+			fh, err := os.Open(f)
+			if err != nil {
+				return err
+			}
+			n, err := io.ReadFull(fh, dst)
+			fh.Close()
+			if err != nil && err != io.ErrUnexpectedEOF {
+				return err
+			}
+			dst = dst[n:]
+		}
+		return nil
+	}}
+	pNew, err := Prepare(mNew, dom, k, initrd, cmdline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pNew.Pages != pOld.Pages || !slices.Equal(pNew.Jump.P2M, pOld.Jump.P2M) {
+		t.Fatalf("layouts differ: %d and %d pages", pNew.Pages, pOld.Pages)
+	}
+	if !bytes.Equal(pNew.Jump.Window, pOld.Jump.Window) {
+		t.Fatal("the window differs from the old way's")
+	}
+	// The image: the kernel is at its address, read through the tables.
+	img := make([]byte, old.ImageSize())
+	old.Load(img)
+	if got := mNew.read(t, pNew.Jump.P2M[pNew.Jump.L4PFN], k.LayoutImage().KStart, len(img)); !bytes.Equal(got, img) {
+		t.Fatal("kernel image differs when read through the new page tables")
+	}
+}
+
+// failingKernel lays out like k and fails to load.
+type failingKernel struct{ *loader.Kernel }
+
+func (failingKernel) Load([]byte) error { return errors.New("stream broke") }
+
+// TestPrepareGivesBack: when the kernel or the initrd fails to load, the
+// window goes back to the machine, so that a fallback entry has the
+// memory.
+func TestPrepareGivesBack(t *testing.T) {
+	k := debianKernel(t)
+	for _, tc := range []struct {
+		name   string
+		k      Kernel
+		initrd Initrd
+		msg    string
+	}{
+		{"kernel", failingKernel{k}, InitrdBytes([]byte("initrd")), "boot: load kernel: stream broke"},
+		{"initrd", k, Initrd{Size: 5000, Write: func([]byte) error { return errors.New("disk gone") }}, "boot: load initrd: disk gone"},
+	} {
+		m, dom := simDomain(256, 4)
+		_, err := Prepare(m, dom, tc.k, tc.initrd, "")
+		if err == nil || err.Error() != tc.msg {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.msg)
+		}
+		if len(m.freed) != 1 || len(m.freed[0]) == 0 || len(m.freed[0])%4096 != 0 {
+			t.Errorf("%s: window not given back (%d frees)", tc.name, len(m.freed))
+		}
+	}
+	m, dom := simDomain(256, 4)
+	if _, err := Prepare(m, dom, k, InitrdBytes([]byte("ok")), ""); err != nil || len(m.freed) != 0 {
+		t.Errorf("success: %v, %d frees", err, len(m.freed))
+	}
+}
+
+// TestInitrdParts: parts go back to back, each exactly its size; a file
+// shorter or longer than its size (it changed, or its size lied) is an
+// error, not a shifted or cut initrd.
+func TestInitrdParts(t *testing.T) {
+	part := func(name, s string, size int) InitrdPart {
+		return InitrdPart{Name: name, Size: uint64(size), R: bytes.NewReader([]byte(s))}
+	}
+	in := InitrdParts([]InitrdPart{part("a", "micro", 5), part("b", "", 0), part("c", "code!", 5)})
+	dst := make([]byte, in.Size)
+	if err := in.Write(dst); err != nil || string(dst) != "microcode!" {
+		t.Fatalf("%q, %v", dst, err)
+	}
+	for _, tc := range []struct {
+		p   InitrdPart
+		msg string
+	}{
+		{part("short", "abc", 5), "short: 3 of 5 bytes: unexpected EOF"},
+		{part("long", "abcdef", 5), "long: more than its size, 5 bytes"},
+	} {
+		in := InitrdParts([]InitrdPart{part("a", "x", 1), tc.p})
+		if err := in.Write(make([]byte, in.Size)); err == nil || err.Error() != tc.msg {
+			t.Errorf("%s: %v, want %q", tc.p.Name, err, tc.msg)
 		}
 	}
 }

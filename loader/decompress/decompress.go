@@ -2,13 +2,16 @@
 // (and a compressed initrd) can use: gzip, bzip2, xz (with the x86 BCJ
 // filter), lzma, lz4 legacy frames, zstd and lzo.
 //
-// The input is always a whole []byte and the output one []byte, because the
-// kernel needs its vmlinux in one piece anyway: the decoders write straight
-// into a single output buffer, sized in advance from the 4-byte size trailer
-// Linux appends to every payload when that size is plausible (≤ the limit),
-// so a 66 MB vmlinux is not buffered twice. Output is bounded by a
-// caller-given limit (the domain's free memory): a stream that would
-// produce more is an error wrapping ErrTooLarge, never an out-of-memory.
+// The input is always a whole []byte. Decompress returns the output as one
+// []byte: the decoders write straight into a single output buffer, sized
+// in advance from the 4-byte size trailer Linux appends to every payload
+// when that size is plausible (≤ the limit), so a 66 MB vmlinux is not
+// buffered twice. Reader (stream.go) hands the output out as it is
+// decoded instead, with the same checks and errors, for the bootloader,
+// which writes a vmlinux's segments straight into the next kernel's
+// memory and never holds it whole. Output is bounded by a caller-given
+// limit (the domain's free memory): a stream that would produce more is
+// an error wrapping ErrTooLarge, never an out-of-memory.
 //
 // Memory besides the input and the output: xz allocates the dictionary its
 // stream declares (Debian's kernels: 32 MiB; more than 64 MiB is refused),

@@ -7,8 +7,8 @@ import (
 )
 
 // fuzzDecoder feeds arbitrary bytes to one decoder front end: it must
-// not panic, must stay within the limit, and every error must wrap one of
-// the package's sentinels.
+// not panic, must stay within the limit, every error must wrap one of
+// the package's sentinels, and the streaming Reader must agree with it.
 func fuzzDecoder(f *testing.F, format Format) {
 	f.Add(readSample(f, sampleFiles[format]))
 	f.Add([]byte(magicOf(format)))
@@ -18,6 +18,14 @@ func fuzzDecoder(f *testing.F, format Format) {
 		// the end of -fuzztime fails the run with "context deadline exceeded".
 		const limit = 32 << 10
 		out, err := Decompress(format, data, limit)
+		// The streaming Reader must agree: same bytes, or an error too.
+		sout, serr := readStream(format, data, limit)
+		if (err == nil) != (serr == nil) || err == nil && !bytes.Equal(out, sout) {
+			t.Fatalf("Decompress: %d bytes, %v; Reader: %d bytes, %v", len(out), err, len(sout), serr)
+		}
+		if serr != nil && !isOurs(serr) {
+			t.Fatalf("Reader error %v wraps no sentinel", serr)
+		}
 		if err != nil {
 			if !isOurs(err) {
 				t.Fatalf("error %v wraps no sentinel", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/adler32"
 	"hash/crc32"
+	"io"
 )
 
 // LZO, our own: the lzop container as `lzop -9` writes it (Linux's
@@ -129,9 +130,10 @@ func lzopHeader(r *lzoReader) (uint32, error) {
 	return flags, nil
 }
 
+// decodeLZO decodes a whole lzop stream, block by block (lzoStream),
+// into one buffer of at most limit bytes.
 func decodeLZO(src []byte, hint, limit int64) ([]byte, error) {
-	r := &lzoReader{b: src}
-	flags, err := lzopHeader(r)
+	s, err := newLZOStream(src, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -141,76 +143,19 @@ func decodeLZO(src []byte, hint, limit int64) ([]byte, error) {
 	}
 	out := make([]byte, 0, capacity)
 	for {
-		dstLen := r.u32()
-		if r.err != nil {
-			return nil, r.err
+		blk, err := s.block()
+		if err == io.EOF {
+			return out, nil
 		}
-		if dstLen == 0 {
-			return out, nil // end of stream
+		if err != nil {
+			return nil, err
 		}
-		if dstLen > lzopMaxBlock {
-			return nil, fmt.Errorf("%w: block of %d bytes at %d", ErrCorrupt, dstLen, r.pos-4)
-		}
-		srcLen := r.u32()
-		var dAdler, dCRC, cAdler, cCRC uint32
-		if flags&lzopAdler32D != 0 {
-			dAdler = r.u32()
-		}
-		if flags&lzopCRC32D != 0 {
-			dCRC = r.u32()
-		}
-		if srcLen < dstLen {
-			if flags&lzopAdler32C != 0 {
-				cAdler = r.u32()
-			}
-			if flags&lzopCRC32C != 0 {
-				cCRC = r.u32()
-			}
-		}
-		if r.err != nil {
-			return nil, r.err
-		}
-		if srcLen == 0 || srcLen > dstLen {
-			return nil, fmt.Errorf("%w: block of %d bytes compressed to %d", ErrCorrupt, dstLen, srcLen)
-		}
-		block := r.bytes(int(srcLen))
-		if r.err != nil {
-			return nil, r.err
-		}
-		if int64(len(out))+int64(dstLen) > limit {
-			return nil, fmt.Errorf("more than %d bytes: %w", limit, ErrTooLarge)
-		}
-		if int(dstLen) > cap(out)-len(out) {
-			grown := min(max(2*int64(cap(out)), int64(len(out))+int64(dstLen)), limit)
-			nb := make([]byte, len(out), grown)
+		if len(blk) > cap(out)-len(out) { // grow, but never past limit
+			nb := make([]byte, len(out), min(max(2*int64(cap(out)), int64(len(out)+len(blk))), limit))
 			copy(nb, out)
 			out = nb
 		}
-		dst := out[len(out) : len(out)+int(dstLen)]
-		if srcLen == dstLen {
-			copy(dst, block) // stored
-		} else {
-			if flags&lzopAdler32C != 0 && adler32.Checksum(block) != cAdler {
-				return nil, fmt.Errorf("%w: compressed block checksum", ErrCorrupt)
-			}
-			if flags&lzopCRC32C != 0 && crc32.ChecksumIEEE(block) != cCRC {
-				return nil, fmt.Errorf("%w: compressed block checksum", ErrCorrupt)
-			}
-			n, err := lzo1xDecode(dst, block)
-			if err != nil {
-				return nil, err
-			}
-			if n != len(dst) {
-				return nil, fmt.Errorf("%w: block decoded to %d bytes, header says %d", ErrCorrupt, n, dstLen)
-			}
-		}
-		if flags&lzopAdler32D != 0 && adler32.Checksum(dst) != dAdler {
-			return nil, fmt.Errorf("%w: block checksum mismatch", ErrCorrupt)
-		}
-		if flags&lzopCRC32D != 0 && crc32.ChecksumIEEE(dst) != dCRC {
-			return nil, fmt.Errorf("%w: block checksum mismatch", ErrCorrupt)
-		}
-		out = out[:len(out)+int(dstLen)]
+		out = append(out, blk...)
 	}
 }
 
