@@ -154,7 +154,7 @@ func (r *Result) boot(ctx context.Context, want Location) error {
 	r.cfg.Log("netboot: %v; boot server %v", lease, r.Server)
 
 	if want.Path != "" {
-		b, err := r.fetch(ctx, want, r.cfg.MaxConfigSize)
+		b, err := r.fetch(ctx, want, r.configTFTP())
 		if err != nil {
 			return err
 		}
@@ -173,7 +173,7 @@ func (r *Result) boot(ctx context.Context, want Location) error {
 			continue
 		}
 		r.cfg.Log("netboot: trying %s", l)
-		b, err := r.fetch(ctx, l, r.cfg.MaxConfigSize)
+		b, err := r.fetch(ctx, l, r.configTFTP())
 		if err == nil {
 			r.ConfigPath, r.Config = c, b
 			return nil
@@ -216,10 +216,28 @@ func (r *Result) Fetch(ctx context.Context, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.fetch(ctx, l, r.cfg.TFTP.MaxSize)
+	return r.fetch(ctx, l, r.cfg.TFTP)
 }
 
-func (r *Result) fetch(ctx context.Context, l Location, maxSize int64) ([]byte, error) {
+// configTFTP is the TFTP options for a configuration file: its own
+// size limit.
+func (r *Result) configTFTP() tftp.Options {
+	o := r.cfg.TFTP
+	o.MaxSize = r.cfg.MaxConfigSize
+	return o
+}
+
+// FetchWith is Fetch with other TFTP options (the network-boot benchmark
+// compares window sizes).
+func (r *Result) FetchWith(ctx context.Context, path string, o tftp.Options) ([]byte, error) {
+	l, err := ParsePath(path)
+	if err != nil {
+		return nil, err
+	}
+	return r.fetch(ctx, l, o)
+}
+
+func (r *Result) fetch(ctx context.Context, l Location, opts tftp.Options) ([]byte, error) {
 	if err := r.stack.Err(); err != nil {
 		if errors.Is(err, ipv4.ErrClosed) {
 			return nil, ErrClosed
@@ -233,8 +251,6 @@ func (r *Result) fetch(ctx context.Context, l Location, maxSize int64) ([]byte, 
 	if !srv.IsValid() {
 		srv = netip.AddrPortFrom(r.Server, tftp.Port)
 	}
-	opts := r.cfg.TFTP
-	opts.MaxSize = maxSize
 	c := &tftp.Client{
 		Listen:   func() (ipv4.PacketConn, error) { return r.stack.ListenUDP(0) },
 		Options:  opts,

@@ -3,6 +3,7 @@ package netboot_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -202,6 +203,19 @@ func TestExtraPath(t *testing.T) {
 	// The negotiated block size fits the MTU.
 	if st := n.tftp.Stats(); len(st.Options) == 0 || st.Options[0][0].Value != "1468" {
 		t.Fatalf("options %+v", st.Options)
+	}
+	// FetchWith's options reach the server; a size limit below the file
+	// refuses it.
+	if b, err := r.FetchWith(ctx, "(nd)/vmlinuz", tftp.Options{BlockSize: 1000, WindowSize: 4}); err != nil || string(b) != "KERNEL" {
+		t.Fatalf("FetchWith = %q %v", b, err)
+	}
+	st := n.tftp.Stats()
+	last := st.Options[len(st.Options)-1]
+	if got := fmt.Sprint(last); !strings.Contains(got, "blksize 1000") || !strings.Contains(got, "windowsize 4") {
+		t.Fatalf("FetchWith sent options %v", got)
+	}
+	if _, err := r.FetchWith(ctx, "(nd)/vmlinuz", tftp.Options{MaxSize: 3}); !errors.Is(err, tftp.ErrTooLarge) {
+		t.Fatalf("FetchWith over MaxSize: %v", err)
 	}
 	r.Close()
 	if _, err := r.Fetch(ctx, "(nd)/vmlinuz"); !errors.Is(err, netboot.ErrClosed) {

@@ -5,7 +5,7 @@
 // Test modes, selected by `extra="gopvgrub.test=NAME"`, exercise the
 // platform for the e2e scenarios: hello, selftest, crash, idle, chain,
 // console-echo, net (DHCP on the first vif, then hand it back), layout
-// (what the domain builder laid out), xenstore, blk.
+// (what the domain builder laid out), xenstore, blk, fetch.
 package main
 
 import (
@@ -61,6 +61,11 @@ func main() {
 	case "blk":
 		if err := blkTest(rest); err != nil {
 			fmt.Println("BLK FAIL", err)
+			os.Exit(1)
+		}
+	case "fetch":
+		if err := fetchTest(rest); err != nil {
+			fmt.Println("FETCH FAIL", err)
 			os.Exit(1)
 		}
 	case "sleeptrace":
