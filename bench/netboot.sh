@@ -1,0 +1,21 @@
+#!/bin/bash
+# bench/netboot.sh - network-boot transfer times under the test bed: a
+# 64 MiB file fetched by gopvgrub over TFTP (atftpd, blksize 1468,
+# windowsize 1, 8, 16) against the Debian guest kernel fetching it in a
+# direct-booted domU with busybox tftp (blksize 1468, windowsize 1) and
+# busybox wget over HTTP. gopvgrub's HTTP boot does not exist yet: NA.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+make -s image >/dev/null || exit 1
+res=$(mktemp -d /tmp/gopvgrub-bench-netboot.XXXXXX)
+E2E_RESULTS=$res bash testbed/e2e.sh bench-netboot >&2
+log=$res/bench-netboot.log
+val() { v=$(grep -a "^BENCH $1 " "$log" | awk '{print $3}' | head -n 1); echo "${v:-NA}"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%.2f", a/b }'; }
+bt=$(val busybox-tftp); bw=$(val busybox-wget)
+for ws in 1 8 16; do
+  g=$(val gopvgrub_ws$ws)
+  echo "bench netboot-tftp-ws$ws: $g s for 64 MiB ratio $(ratio "$g" "$bt") vs Linux busybox tftp blksize 1468 ($bt s)"
+done
+echo "bench netboot-http: NA s for 64 MiB ratio NA vs Linux busybox wget ($bw s): gopvgrub has no HTTP boot yet"
+echo "bench netboot: logs in $res" >&2
