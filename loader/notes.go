@@ -399,25 +399,39 @@ func xenParams(f *elfFile) (*Params, error) {
 	total, found := 0, 0
 	// A PT_NOTE with offset 0 comes from old binutils; libelf skips it.
 	isNote := func(ph Segment) bool { return ph.Type == ptNote && ph.Offset != 0 }
+	// parseAreas asks the reader for every note area first (a stream
+	// keeps just those bytes), then parses them in order.
+	parseAreas := func(areas [][2]uint64, what string) (int, error) {
+		for _, a := range areas {
+			if a[0]+a[1] >= a[0] {
+				f.data.want(a[0], satAdd(a[1], maxString+1))
+			}
+		}
+		n := 0
+		for _, a := range areas {
+			end := a[0] + a[1]
+			if end < a[0] {
+				return n, fmt.Errorf("%w: note %s wraps", ErrBadELF, what)
+			}
+			k, err := p.parseNoteArea(f.data, a[0], end, &total)
+			if err != nil {
+				return n, err
+			}
+			n += k
+		}
+		return n, nil
+	}
+	var segs [][2]uint64
 	for _, ph := range f.phdrs {
-		if isNote(ph) && ph.Offset+ph.Filesz >= ph.Offset {
-			f.data.want(ph.Offset, satAdd(ph.Filesz, maxString+1))
+		if isNote(ph) {
+			segs = append(segs, [2]uint64{ph.Offset, ph.Filesz})
 		}
 	}
-	for _, ph := range f.phdrs {
-		if !isNote(ph) {
-			continue
-		}
-		end := ph.Offset + ph.Filesz
-		if end < ph.Offset {
-			return nil, fmt.Errorf("%w: note segment wraps", ErrBadELF)
-		}
-		n, err := p.parseNoteArea(f.data, ph.Offset, end, &total)
-		if err != nil {
-			return nil, err
-		}
-		found += n
+	n, err := parseAreas(segs, "segment")
+	if err != nil {
+		return nil, err
 	}
+	found += n
 	if found > 0 {
 		p.Source = "PT_NOTE"
 	} else {
@@ -425,25 +439,17 @@ func xenParams(f *elfFile) (*Params, error) {
 		if err != nil {
 			return nil, err
 		}
+		var secs [][2]uint64
 		for i, sh := range shdrs {
-			if i != 0 && sh.typ == shtNote && sh.offset+sh.size >= sh.offset {
-				f.data.want(sh.offset, satAdd(sh.size, maxString+1))
+			if i != 0 && sh.typ == shtNote {
+				secs = append(secs, [2]uint64{sh.offset, sh.size})
 			}
 		}
-		for i, sh := range shdrs {
-			if i == 0 || sh.typ != shtNote {
-				continue
-			}
-			end := sh.offset + sh.size
-			if end < sh.offset {
-				return nil, fmt.Errorf("%w: note section wraps", ErrBadELF)
-			}
-			n, err := p.parseNoteArea(f.data, sh.offset, end, &total)
-			if err != nil {
-				return nil, err
-			}
-			found += n
+		n, err := parseAreas(secs, "section")
+		if err != nil {
+			return nil, err
 		}
+		found += n
 		if found > 0 {
 			p.Source = "SHT_NOTE"
 		}
