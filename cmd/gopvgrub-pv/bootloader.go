@@ -203,7 +203,7 @@ func (bl *bootloader) boot(e *grub.Entry) error {
 	if err != nil {
 		return err
 	}
-	m := &pvMachine{nrPages: dom.NrPages}
+	m := &pvMachine{nrPages: dom.NrPages, reserve: decoderReserve(k.Compression)}
 	p, err := boot.Prepare(m, dom, k, initrd.source(), strings.TrimSpace(e.Cmdline))
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gopvgrub/gopvgrub/loader"
 	"github.com/gopvgrub/gopvgrub/loader/boot"
+	"github.com/gopvgrub/gopvgrub/loader/decompress"
 	"github.com/gopvgrub/gopvgrub/minios/shimabi"
 	"github.com/gopvgrub/gopvgrub/xen"
 	"github.com/gopvgrub/gopvgrub/xen/pv"
@@ -21,6 +22,25 @@ import (
 type pvMachine struct {
 	nrPages uint64
 	plat    pv.Platform
+	// reserve is memory (bytes) that must stay free after the window is
+	// allocated: the streaming decoder still grows into its dictionary
+	// while it fills the window, and a shim out of frames crashes the
+	// domain instead of returning to the menu.
+	reserve int64
+}
+
+// decoderReserve is what a kernel's streaming decoder may still touch
+// after the window is allocated: its dictionary or window (xz and lzma:
+// up to 32 MiB; zstd: the window, lowered to what the frame can use, up
+// to 64 MiB for Linux's), and a few MiB of buffers for the others.
+func decoderReserve(f decompress.Format) int64 {
+	switch f {
+	case decompress.XZ, decompress.LZMA:
+		return 32 << 20
+	case decompress.Zstd:
+		return 64 << 20
+	}
+	return 4 << 20
 }
 
 func (m *pvMachine) P2M() ([]uint64, error) { return pv.ChainP2M(m.nrPages) }
@@ -29,6 +49,13 @@ func (m *pvMachine) Alloc(n int) ([]byte, []uint64, error) {
 	// The frames come from the shim, not the Go heap: give it back the
 	// heap's free pages first (a decoder's garbage can be tens of MiB).
 	debug.FreeOSMemory()
+	if s, err := pv.Stats(); err == nil {
+		free, need := int64(s.PagesFree)*xen.PageSize, int64(n)*xen.PageSize+m.reserve
+		if need > free {
+			return nil, nil, fmt.Errorf("%d MiB for the image and %d MiB for the decompressor, %d MiB free (%d MiB missing)",
+				int64(n)*xen.PageSize>>20, m.reserve>>20, free>>20, (need-free+1<<20-1)>>20)
+		}
+	}
 	mem, mfns, err := m.plat.AllocPages(n)
 	if err != nil {
 		return nil, nil, err
@@ -84,7 +111,7 @@ func chainload(kernel, initrd []byte, cmdline string) error {
 	if err != nil {
 		return err
 	}
-	m := &pvMachine{nrPages: dom.NrPages}
+	m := &pvMachine{nrPages: dom.NrPages, reserve: decoderReserve(k.Compression)}
 	p, err := boot.Prepare(m, dom, k, boot.InitrdBytes(initrd), cmdline)
 	if err != nil {
 		return err
