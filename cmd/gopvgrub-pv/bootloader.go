@@ -18,6 +18,7 @@ import (
 	"github.com/gopvgrub/gopvgrub/grub/ui"
 	"github.com/gopvgrub/gopvgrub/loader"
 	"github.com/gopvgrub/gopvgrub/loader/boot"
+	"github.com/gopvgrub/gopvgrub/loader/decompress"
 	"github.com/gopvgrub/gopvgrub/netboot"
 	"github.com/gopvgrub/gopvgrub/netfront"
 	"github.com/gopvgrub/gopvgrub/xen/gnttab"
@@ -203,7 +204,7 @@ func (bl *bootloader) boot(e *grub.Entry) error {
 	if err != nil {
 		return err
 	}
-	m := &pvMachine{nrPages: dom.NrPages, reserve: decoderReserve(k.Compression)}
+	m := &pvMachine{nrPages: dom.NrPages, reserve: decompress.StateReserve(k.Compression)}
 	p, err := boot.Prepare(m, dom, k, initrd.source(), strings.TrimSpace(e.Cmdline))
 	if err != nil {
 		return err

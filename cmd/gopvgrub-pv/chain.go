@@ -29,20 +29,6 @@ type pvMachine struct {
 	reserve int64
 }
 
-// decoderReserve is what a kernel's streaming decoder may still touch
-// after the window is allocated: its dictionary or window (xz and lzma:
-// up to 32 MiB; zstd: the window, lowered to what the frame can use, up
-// to 64 MiB for Linux's), and a few MiB of buffers for the others.
-func decoderReserve(f decompress.Format) int64 {
-	switch f {
-	case decompress.XZ, decompress.LZMA:
-		return 32 << 20
-	case decompress.Zstd:
-		return 64 << 20
-	}
-	return 4 << 20
-}
-
 func (m *pvMachine) P2M() ([]uint64, error) { return pv.ChainP2M(m.nrPages) }
 
 func (m *pvMachine) Alloc(n int) ([]byte, []uint64, error) {
@@ -111,7 +97,7 @@ func chainload(kernel, initrd []byte, cmdline string) error {
 	if err != nil {
 		return err
 	}
-	m := &pvMachine{nrPages: dom.NrPages, reserve: decoderReserve(k.Compression)}
+	m := &pvMachine{nrPages: dom.NrPages, reserve: decompress.StateReserve(k.Compression)}
 	p, err := boot.Prepare(m, dom, k, boot.InitrdBytes(initrd), cmdline)
 	if err != nil {
 		return err

@@ -19,6 +19,23 @@ import (
 	"github.com/ulikunitz/xz/lzma"
 )
 
+// StateReserve bounds the memory a kernel's Reader may still take after
+// its first pass (Rewind keeps the dictionary allocated, but its pages
+// are only touched as the second pass reaches them): the dictionary or
+// window Linux compresses with (xz and lzma: 32 MiB, scripts/xz_wrap.sh;
+// zstd: up to 64 MiB once lowered to what the frame can use) and a few
+// MiB of buffers for the other formats. A loader keeps this much free
+// when it allocates the next kernel's frames.
+func StateReserve(f Format) int64 {
+	switch f {
+	case XZ, LZMA:
+		return 32 << 20
+	case Zstd:
+		return 64 << 20
+	}
+	return 4 << 20
+}
+
 // Reader decodes the first stream of an in-memory src as Decompress does
 // (same formats, checks and errors) but hands the output out as it is
 // decoded, so that a kernel can be loaded without its whole vmlinux ever
