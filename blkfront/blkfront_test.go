@@ -388,6 +388,32 @@ func TestConcurrentReaders(t *testing.T) {
 	}
 }
 
+// fillRing runs io (ReadAt or WriteAt) of p at offset 0 against a held
+// backend: exactly as many requests as the ring has slots must be in
+// flight before the backend is released, and io must then complete.
+func fillRing(t *testing.T, d *blkfront.Device, bb *xentest.Blkback, p []byte, io func([]byte, int64) (int, error)) {
+	t.Helper()
+	slots := d.Info().RingSlots
+	done := make(chan error, 1)
+	go func() {
+		n, err := io(p, 0)
+		if err == nil && n != len(p) {
+			err = fmt.Errorf("short transfer %d", n)
+		}
+		done <- err
+	}()
+	if err := bb.WaitHeld(ctxFor(t, 20*time.Second), slots); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Stats(); st.InFlight != slots {
+		t.Errorf("%d in flight, ring has %d slots", st.InFlight, slots)
+	}
+	bb.Release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestFillsTheRing: with a held backend, one big read puts exactly as
 // many requests in flight as the ring has slots, and no more.
 func TestFillsTheRing(t *testing.T) {
@@ -400,24 +426,7 @@ func TestFillsTheRing(t *testing.T) {
 			slots := d.Info().RingSlots
 			bb.Hold()
 			got := make([]byte, (slots+10)*4096)
-			done := make(chan error, 1)
-			go func() {
-				n, err := d.ReadAt(got, 0)
-				if err == nil && n != len(got) {
-					err = fmt.Errorf("short read %d", n)
-				}
-				done <- err
-			}()
-			if err := bb.WaitHeld(ctxFor(t, 20*time.Second), slots); err != nil {
-				t.Fatal(err)
-			}
-			if st := d.Stats(); st.InFlight != slots {
-				t.Errorf("%d in flight, ring has %d slots", st.InFlight, slots)
-			}
-			bb.Release()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+			fillRing(t, d, bb, got, d.ReadAt)
 			if !bytes.Equal(got, want[:len(got)]) {
 				t.Fatal("wrong data")
 			}

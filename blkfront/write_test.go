@@ -155,24 +155,7 @@ func TestWriteManyInFlight(t *testing.T) {
 	slots := d.Info().RingSlots
 	bb.Hold()
 	p := image((slots+10)*4096, 74)
-	done := make(chan error, 1)
-	go func() {
-		n, err := d.WriteAt(p, 0)
-		if err == nil && n != len(p) {
-			err = fmt.Errorf("short write %d", n)
-		}
-		done <- err
-	}()
-	if err := bb.WaitHeld(ctxFor(t, 20*time.Second), slots); err != nil {
-		t.Fatal(err)
-	}
-	if st := d.Stats(); st.InFlight != slots {
-		t.Errorf("%d in flight, ring has %d slots", st.InFlight, slots)
-	}
-	bb.Release()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	fillRing(t, d, bb, p, d.WriteAt)
 	if !bytes.Equal(bb.Image()[:len(p)], p) {
 		t.Fatal("wrong data")
 	}
