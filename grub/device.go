@@ -26,7 +26,8 @@ const (
 // It mirrors package fs's Device (Disk, Part, Scheme) and adds the network
 // device of PV-GRUB's "(nd)" syntax, which a network layer serves.
 type Device struct {
-	Net    bool   // the network device: (nd), or GRUB 2's (tftp[,host])
+	Net    bool   // the network device: (nd), GRUB 2's (tftp[,host]) or (http[,host])
+	HTTP   bool   // for Net: fetched over HTTP rather than TFTP
 	Host   string // for Net: the server named in (tftp,host), if any
 	Disk   int    // 0-based: hd0 is the first disk
 	Part   int    // 0 = the whole disk, else the GRUB 2 (1-based) number
@@ -34,7 +35,8 @@ type Device struct {
 }
 
 // ParseDevice parses a GRUB device name, with or without parentheses:
-// "hd0", "hd0,1", "hd0,msdos1", "hd0,gpt2", "nd", "tftp,10.0.0.1".
+// "hd0", "hd0,1", "hd0,msdos1", "hd0,gpt2", "nd", "tftp,10.0.0.1",
+// "http,10.0.0.1".
 // With legacy set, a bare partition number is GRUB legacy's 0-based one,
 // so "(hd0,0)" is the first partition, as in PV-GRUB's extra= syntax and
 // menu.lst; otherwise it is GRUB 2's 1-based number.
@@ -46,11 +48,19 @@ func ParseDevice(s string, legacy bool) (Device, error) {
 		}
 		s = s[1 : len(s)-1]
 	}
-	if s == "nd" || s == "tftp" || s == "http" {
+	switch s {
+	case "nd", "tftp":
 		return Device{Net: true}, nil
+	case "http":
+		return Device{Net: true, HTTP: true}, nil
 	}
-	if h, ok := strings.CutPrefix(s, "tftp,"); ok && h != "" && !strings.ContainsAny(h, "(),/ ") {
-		return Device{Net: true, Host: h}, nil
+	for _, proto := range []string{"tftp", "http"} {
+		if h, ok := strings.CutPrefix(s, proto+","); ok {
+			if h == "" || strings.ContainsAny(h, "(),/ ") {
+				return Device{}, fmt.Errorf("%w: %q", ErrBadDevice, orig)
+			}
+			return Device{Net: true, HTTP: proto == "http", Host: h}, nil
+		}
 	}
 	disk, part, hasPart := strings.Cut(s, ",")
 	num, ok := strings.CutPrefix(disk, "hd")
@@ -103,7 +113,12 @@ func smallNumber(s string, max int) (int, error) {
 // "nd".
 func (d Device) String() string {
 	if d.Net {
-		if d.Host != "" {
+		switch {
+		case d.HTTP && d.Host != "":
+			return "http," + d.Host
+		case d.HTTP:
+			return "http"
+		case d.Host != "":
 			return "tftp," + d.Host
 		}
 		return "nd"
@@ -119,7 +134,7 @@ func (d Device) String() string {
 // say its partition scheme matches either scheme.
 func (d Device) Same(o Device) bool {
 	if d.Net || o.Net {
-		return d.Net == o.Net
+		return d.Net == o.Net && d.HTTP == o.HTTP && d.Host == o.Host
 	}
 	if d.Disk != o.Disk || d.Part != o.Part {
 		return false
@@ -167,7 +182,14 @@ func (f *File) UnmarshalText(b []byte) error {
 func ParseFile(s string, root Device, legacy bool) (File, error) {
 	f := File{Device: root}
 	p := s
-	if strings.HasPrefix(s, "(") {
+	if rest, ok := strings.CutPrefix(s, "http://"); ok {
+		// A URL, as GRUB 2's http module and iPXE take them.
+		host, path, _ := strings.Cut(rest, "/")
+		if host == "" || strings.ContainsAny(host, "(),@ ") {
+			return File{}, fmt.Errorf("%w: %q: no server", ErrBadPath, s)
+		}
+		f.Device, p = Device{Net: true, HTTP: true, Host: host}, "/"+path
+	} else if strings.HasPrefix(s, "(") {
 		end := strings.IndexByte(s, ')')
 		if end < 0 {
 			return File{}, fmt.Errorf("%w: %q: no closing parenthesis", ErrBadPath, s)

@@ -3,6 +3,8 @@ package grub
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -26,6 +28,11 @@ func TestParseDevice(t *testing.T) {
 		{"hd2,gpt15", false, Device{Disk: 2, Part: 15, Scheme: "gpt"}, "hd2,gpt15", nil},
 		{"(nd)", true, Device{Net: true}, "nd", nil},
 		{"tftp,10.0.0.1", false, Device{Net: true, Host: "10.0.0.1"}, "tftp,10.0.0.1", nil},
+		{"(http)", false, Device{Net: true, HTTP: true}, "http", nil},
+		{"(http,10.0.0.1:8080)", false, Device{Net: true, HTTP: true, Host: "10.0.0.1:8080"}, "http,10.0.0.1:8080", nil},
+		{"(tftp)", true, Device{Net: true}, "nd", nil},
+		{"(http,)", false, Device{}, "", ErrBadDevice},
+		{"(tftp,a/b)", false, Device{}, "", ErrBadDevice},
 		{"hd0,0", false, Device{}, "", ErrBadDevice}, // GRUB 2 counts from 1
 		{"hd256", false, Device{}, "", ErrBadDevice},
 		{"hd0,-1", true, Device{}, "", ErrBadDevice},
@@ -67,6 +74,10 @@ func TestDeviceSame(t *testing.T) {
 	if a.Same(Device{Part: 2}) || a.Same(Device{Disk: 1, Part: 1}) || a.Same(Device{Net: true}) {
 		t.Error("different devices matched")
 	}
+	nd := Device{Net: true}
+	if !nd.Same(Device{Net: true}) || nd.Same(Device{Net: true, HTTP: true}) || nd.Same(Device{Net: true, Host: "10.0.0.2"}) {
+		t.Error("network devices: servers and protocols must tell them apart")
+	}
 }
 
 func TestParseFile(t *testing.T) {
@@ -83,6 +94,11 @@ func TestParseFile(t *testing.T) {
 		{"/../../etc/passwd", false, "(hd0,msdos1)/etc/passwd", false},
 		{"(nd)/pxe/menu.lst", true, "(nd)/pxe/menu.lst", false},
 		{"(hd0)", true, "(hd0)/", false},
+		{"(http,10.0.0.1)/boot/vmlinuz", false, "(http,10.0.0.1)/boot/vmlinuz", false},
+		{"http://10.0.0.1:8080/boot/vmlinuz", false, "(http,10.0.0.1:8080)/boot/vmlinuz", false},
+		{"http://10.0.0.1", false, "(http,10.0.0.1)/", false},
+		{"http:///vmlinuz", false, "", true},
+		{"http://a@b/x", false, "", true},
 		{"vmlinuz", false, "", true},
 		{"(hd0,1", false, "", true},
 		{"(hd0,0)+1", true, "", true},
@@ -408,7 +424,46 @@ func TestSystem(t *testing.T) {
 	if _, err := (&System{}).FS(Device{Net: true}); !errors.Is(err, ErrNoDevice) {
 		t.Errorf("no network: %v", err)
 	}
+	// Other servers need a NetFS; a plain fs.FS serves only (nd).
+	if _, err := sys.FS(Device{Net: true, HTTP: true}); !errors.Is(err, ErrNoDevice) {
+		t.Errorf("http on a plain fs.FS: %v", err)
+	}
+	sys.Net = servers{"": fstest.MapFS{"a": {Data: []byte("nd")}}, "http,10.0.0.9": fstest.MapFS{"a": {Data: []byte("web")}}}
+	for _, tc := range []struct {
+		dev  Device
+		want string
+	}{
+		{Device{Net: true}, "nd"},
+		{Device{Net: true, HTTP: true, Host: "10.0.0.9"}, "web"},
+		{Device{Net: true, Host: "10.0.0.9"}, ""},
+	} {
+		data, err := sys.ReadFile(File{Device: tc.dev, Path: "/a"}, 10)
+		if tc.want == "" {
+			if !errors.Is(err, ErrNoDevice) {
+				t.Errorf("(%s): %q %v, want ErrNoDevice", tc.dev, data, err)
+			}
+		} else if err != nil || string(data) != tc.want {
+			t.Errorf("(%s): %q %v, want %q", tc.dev, data, err, tc.want)
+		}
+	}
 	if FSPath("/") != "." || FSPath("/a/../../b") != "b" || FSPath("//x//y/") != "x/y" {
 		t.Error("FSPath")
 	}
+}
+
+// servers is a NetFS over fixed file systems, keyed by "http,host" or
+// "tftp,host" ("" is the default server).
+type servers map[string]fstest.MapFS
+
+func (s servers) Open(name string) (fs.File, error) { return s[""].Open(name) }
+
+func (s servers) Server(http bool, host string) (fs.FS, error) {
+	k := "tftp," + host
+	if http {
+		k = "http," + host
+	}
+	if f, ok := s[k]; ok {
+		return f, nil
+	}
+	return nil, fmt.Errorf("no server %s", k)
 }

@@ -41,6 +41,16 @@ type System struct {
 	Net     fs.FS // files served by the network device; nil if none
 }
 
+// NetFS is a network device that reaches more than its default server:
+// GRUB 2's (tftp,host) and (http[,host]) name other servers or HTTP. A Net
+// that is a plain fs.FS serves only (nd).
+type NetFS interface {
+	fs.FS
+	// Server returns the files of host ("" for the default boot
+	// server), over HTTP or TFTP.
+	Server(http bool, host string) (fs.FS, error)
+}
+
 // Sort orders the volumes as GRUB enumerates devices: by disk, then the
 // whole disk before its partitions, then by partition number.
 func (s *System) Sort() {
@@ -71,7 +81,18 @@ func (s *System) FS(d Device) (fs.FS, error) {
 		if s == nil || s.Net == nil {
 			return nil, fmt.Errorf("%w: (%s): no network", ErrNoDevice, d)
 		}
-		return s.Net, nil
+		if !d.HTTP && d.Host == "" {
+			return s.Net, nil
+		}
+		nf, ok := s.Net.(NetFS)
+		if !ok {
+			return nil, fmt.Errorf("%w: (%s): the network device serves only its default TFTP server", ErrNoDevice, d)
+		}
+		fsys, err := nf.Server(d.HTTP, d.Host)
+		if err != nil {
+			return nil, fmt.Errorf("%w: (%s): %w", ErrNoDevice, d, err)
+		}
+		return fsys, nil
 	}
 	v, err := s.Volume(d)
 	if err != nil {

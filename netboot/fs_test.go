@@ -50,3 +50,40 @@ func TestFS(t *testing.T) {
 		t.Fatalf("limit: %v", err)
 	}
 }
+
+// TestFSServers: GRUB 2's (tftp,host), (http,host) and http:// paths, as
+// a config names them, reach those servers through grub.System.
+func TestFSServers(t *testing.T) {
+	n := newNet(t, nil, map[string][]byte{"/pxe/menu.lst": []byte(menu)})
+	n.http["/boot/vmlinuz"] = []byte("HTTP KERNEL")
+	r, err := boot(t, n, fastConfig("(nd)/pxe/menu.lst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := &grub.System{Net: r.FS(5 * time.Second)}
+	for _, tc := range []struct {
+		path, want string
+		err        error
+	}{
+		{"(tftp,10.0.0.3)/other", "from 10.0.0.3", nil},
+		{"(http,10.0.0.3)/boot/vmlinuz", "HTTP KERNEL", nil},
+		{"http://10.0.0.3:80/boot/vmlinuz", "HTTP KERNEL", nil},
+		{"(http,10.0.0.3)/missing", "", fs.ErrNotExist},
+		{"(http,boot.example)/x", "", grub.ErrNoDevice},
+	} {
+		f, err := grub.ParseFile(tc.path, grub.Device{Net: true}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := sys.ReadFile(f, 100)
+		if tc.err != nil {
+			if !errors.Is(err, tc.err) {
+				t.Errorf("%s: %q %v, want %v", tc.path, b, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || string(b) != tc.want {
+			t.Errorf("%s: %q %v, want %q", tc.path, b, err, tc.want)
+		}
+	}
+}

@@ -15,10 +15,13 @@
 // kernel, the initrd, another configfile) go through Result.Fetch, which also
 // takes GRUB 2's "(tftp,SERVER)/path".
 //
-// The stack is package ipv4, DHCP package dhcp, TFTP package tftp; this
-// package only strings them together. HTTP ("(http,SERVER)/path",
-// "http://...") is parsed but not fetched: it needs TCP, which the stack does
-// not have (see package ipv4).
+// HTTP ("(http,SERVER)/path", "(http)/path" from the boot server,
+// "http://SERVER/path") goes through net/http (package httpboot) over TCP
+// from package tcp, started on first use; the same path forms work in
+// extra= and in configuration files.
+//
+// The stack is package ipv4, DHCP package dhcp, TFTP package tftp, TCP
+// package tcp; this package only strings them together.
 package netboot
 
 import (
@@ -26,12 +29,16 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gopvgrub/gopvgrub/netboot/dhcp"
+	"github.com/gopvgrub/gopvgrub/netboot/httpboot"
 	"github.com/gopvgrub/gopvgrub/netboot/ipv4"
+	"github.com/gopvgrub/gopvgrub/netboot/tcp"
 	"github.com/gopvgrub/gopvgrub/netboot/tftp"
 )
 
@@ -48,8 +55,6 @@ const (
 	ErrNotNetwork = Error("netboot: not a network path")
 	// ErrNoConfig: DHCP named no configuration file and none was given.
 	ErrNoConfig = Error("netboot: DHCP named no configuration file (option 150, 209 or boot file) and no path was given")
-	// ErrHTTP: HTTP boot is not implemented yet (it needs TCP).
-	ErrHTTP = Error("netboot: HTTP boot is not supported yet")
 	// ErrClosed: Fetch after Close.
 	ErrClosed = Error("netboot: closed")
 )
@@ -90,6 +95,10 @@ type Result struct {
 
 	stack *ipv4.Stack
 	cfg   Config
+
+	mu   sync.Mutex
+	tcp  *tcp.Stack       // started by the first HTTP fetch
+	http *httpboot.Client // keeps connections alive between fetches
 }
 
 // Boot runs DHCP on link, configures the stack and fetches the
@@ -179,7 +188,7 @@ func (r *Result) boot(ctx context.Context, want Location) error {
 			return nil
 		}
 		var se *tftp.ServerError
-		if !errors.As(err, &se) && !errors.Is(err, ErrBadPath) && !errors.Is(err, ErrNotNetwork) {
+		if !errors.As(err, &se) && !errors.Is(err, httpboot.ErrStatus) && !errors.Is(err, ErrBadPath) && !errors.Is(err, ErrNotNetwork) {
 			return err // the server is not answering: the next name won't help
 		}
 		errs = append(errs, err)
@@ -245,7 +254,7 @@ func (r *Result) fetch(ctx context.Context, l Location, opts tftp.Options) ([]by
 		return nil, err
 	}
 	if l.Scheme == HTTP {
-		return nil, fmt.Errorf("netboot: %v: %w", l, ErrHTTP)
+		return r.fetchHTTP(ctx, l, opts.MaxSize)
 	}
 	srv := l.Server
 	if !srv.IsValid() {
@@ -270,5 +279,48 @@ func (r *Result) fetch(ctx context.Context, l Location, opts tftp.Options) ([]by
 // Stack is the configured IP stack, for diagnostics.
 func (r *Result) Stack() *ipv4.Stack { return r.stack }
 
-// Close stops the IP stack. The network device can then be handed back.
-func (r *Result) Close() error { return r.stack.Close() }
+// fetchHTTP gets l over HTTP, starting TCP on first use.
+func (r *Result) fetchHTTP(ctx context.Context, l Location, limit int64) ([]byte, error) {
+	srv := l.Server
+	if !srv.IsValid() {
+		srv = netip.AddrPortFrom(r.Server, 80)
+	}
+	r.mu.Lock()
+	if r.http == nil {
+		st, err := tcp.New(r.stack)
+		if err != nil {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("netboot: %v: %w", l, err)
+		}
+		r.tcp = st
+		r.http = &httpboot.Client{Dial: st.Dial, UserAgent: "gopvgrub"}
+	}
+	c := r.http
+	r.mu.Unlock()
+	u := (&url.URL{Scheme: "http", Host: srv.String(), Path: l.Path}).String()
+	start := time.Now()
+	b, st, err := c.Get(ctx, u, limit)
+	if err != nil {
+		r.cfg.Log("http %s: failed after %d bytes: %v", u, st.Bytes, err)
+		return nil, err
+	}
+	from := u
+	if st.Redirects > 0 {
+		from = fmt.Sprintf("%s (after %d redirects, from %s)", u, st.Redirects, st.URL)
+	}
+	r.cfg.Log("http %s: %d bytes in %v", from, st.Bytes, time.Since(start).Round(time.Millisecond))
+	return b, nil
+}
+
+// Close stops TCP, if HTTP started it, and the IP stack. The network
+// device can then be handed back.
+func (r *Result) Close() error {
+	r.mu.Lock()
+	if r.http != nil {
+		r.http.CloseIdle()
+		r.tcp.Close()
+		r.http, r.tcp = nil, nil
+	}
+	r.mu.Unlock()
+	return r.stack.Close()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/gopvgrub/gopvgrub/netboot"
 	"github.com/gopvgrub/gopvgrub/netboot/dhcp"
+	"github.com/gopvgrub/gopvgrub/netboot/httpboot"
 	"github.com/gopvgrub/gopvgrub/netboot/nettest"
+	"github.com/gopvgrub/gopvgrub/netboot/tcp"
 	"github.com/gopvgrub/gopvgrub/netboot/tftp"
 )
 
@@ -104,9 +107,10 @@ func TestCandidates(t *testing.T) {
 
 // segment is a network with a DHCP server (10.0.0.1), a TFTP server at
 // next-server (10.0.0.2), another TFTP server (10.0.0.3) and the client's
-// port.
+// port. 10.0.0.3 also serves HTTP on port 80 (package tcp).
 type segment struct {
 	hub         *nettest.Hub
+	http        map[string][]byte // served over HTTP by 10.0.0.3
 	dhcp        *nettest.DHCPServer
 	tftp, other *nettest.TFTPServer
 	client      *nettest.Port
@@ -134,8 +138,31 @@ func newNet(t *testing.T, options map[uint8][]byte, files map[string][]byte) *se
 			t.Fatal(err)
 		}
 	}
+	n.http = map[string][]byte{}
+	web, err := tcp.New(oth.Stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := web.Listen(80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if to, ok := strings.CutPrefix(r.URL.Path, "/redirect"); ok {
+			http.Redirect(w, r, to, http.StatusFound)
+			return
+		}
+		b, ok := n.http[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	}))
 	n.client = h.NewPort(clientMAC, 1500)
 	t.Cleanup(func() {
+		l.Close()
+		web.Close()
 		n.dhcp.Close()
 		n.tftp.Close()
 		n.other.Close()
@@ -194,8 +221,17 @@ func TestExtraPath(t *testing.T) {
 	if _, err := r.Fetch(ctx, "(nd)/missing"); !errors.As(err, new(*tftp.ServerError)) {
 		t.Fatalf("missing: %v", err)
 	}
-	if _, err := r.Fetch(ctx, "(http,10.0.0.2)/vmlinuz"); !errors.Is(err, netboot.ErrHTTP) {
-		t.Fatalf("http: %v", err)
+	n.http["/vmlinuz"] = []byte("HTTP KERNEL")
+	for _, p := range []string{"(http,10.0.0.3)/vmlinuz", "http://10.0.0.3/vmlinuz", "http://10.0.0.3:80/redirect/vmlinuz"} {
+		if b, err := r.Fetch(ctx, p); err != nil || string(b) != "HTTP KERNEL" {
+			t.Fatalf("Fetch %s = %q %v", p, b, err)
+		}
+	}
+	if _, err := r.Fetch(ctx, "(http,10.0.0.3)/missing"); !errors.Is(err, httpboot.ErrStatus) {
+		t.Fatalf("http missing: %v", err)
+	}
+	if _, err := r.FetchWith(ctx, "(http,10.0.0.3)/vmlinuz", tftp.Options{MaxSize: 4}); !errors.Is(err, httpboot.ErrTooLarge) {
+		t.Fatalf("http over MaxSize: %v", err)
 	}
 	if _, err := r.Fetch(ctx, "(hd0,0)/vmlinuz"); !errors.Is(err, netboot.ErrNotNetwork) {
 		t.Fatalf("disk: %v", err)
@@ -223,26 +259,54 @@ func TestExtraPath(t *testing.T) {
 	}
 }
 
+func TestExtraHTTP(t *testing.T) {
+	n := newNet(t, nil, nil)
+	n.http["/pxe/menu.lst"] = []byte(menu)
+	r, err := boot(t, n, fastConfig("http://10.0.0.3/pxe/menu.lst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Config) != menu {
+		t.Fatalf("config %q", r.Config)
+	}
+	n.http["/initrd.img"] = make([]byte, 3<<20)
+	if b, err := r.Fetch(context.Background(), "(http,10.0.0.3)/initrd.img"); err != nil || len(b) != 3<<20 {
+		t.Fatalf("initrd: %d bytes, %v", len(b), err)
+	}
+	r.Close()
+	if _, err := r.Fetch(context.Background(), "(http,10.0.0.3)/initrd.img"); !errors.Is(err, netboot.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
 func TestConfigFromDHCP(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		options map[uint8][]byte
 		files   map[string][]byte
-		want    string // ConfigPath
+		want    string            // ConfigPath
+		http    map[string][]byte // on 10.0.0.3
 	}{
 		{"option 150", map[uint8][]byte{150: []byte("(nd)/grub/menu.lst"), 67: []byte("pxelinux.0")},
-			map[string][]byte{"/grub/menu.lst": []byte(menu), "pxelinux.0": []byte("binary")}, "(nd)/grub/menu.lst"},
+			map[string][]byte{"/grub/menu.lst": []byte(menu), "pxelinux.0": []byte("binary")}, "(nd)/grub/menu.lst", nil},
 		{"option 150 missing on the server", map[uint8][]byte{150: []byte("(nd)/grub/menu.lst"), 67: []byte("menu.lst")},
-			map[string][]byte{"menu.lst": []byte(menu)}, "menu.lst"},
+			map[string][]byte{"menu.lst": []byte(menu)}, "menu.lst", nil},
 		{"pxelinux 209/210", map[uint8][]byte{209: []byte("cfg/default"), 210: []byte("/tftpboot/")},
-			map[string][]byte{"/tftpboot/cfg/default": []byte(menu)}, "/tftpboot/cfg/default"},
+			map[string][]byte{"/tftpboot/cfg/default": []byte(menu)}, "/tftpboot/cfg/default", nil},
 		{"boot file", map[uint8][]byte{67: []byte("/boot/menu.lst")},
-			map[string][]byte{"/boot/menu.lst": []byte(menu)}, "/boot/menu.lst"},
+			map[string][]byte{"/boot/menu.lst": []byte(menu)}, "/boot/menu.lst", nil},
 		{"unparsable 150 skipped", map[uint8][]byte{150: []byte("(hd0,0)/menu.lst"), 67: []byte("/boot/menu.lst")},
-			map[string][]byte{"/boot/menu.lst": []byte(menu)}, "/boot/menu.lst"},
+			map[string][]byte{"/boot/menu.lst": []byte(menu)}, "/boot/menu.lst", nil},
+		{"boot file over HTTP", map[uint8][]byte{67: []byte("http://10.0.0.3/boot/menu.lst")},
+			nil, "http://10.0.0.3/boot/menu.lst", map[string][]byte{"/boot/menu.lst": []byte(menu)}},
+		{"HTTP 404 then the next name", map[uint8][]byte{150: []byte("(http,10.0.0.3)/missing"), 67: []byte("/boot/menu.lst")},
+			map[string][]byte{"/boot/menu.lst": []byte(menu)}, "/boot/menu.lst", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newNet(t, tc.options, tc.files)
+			for k, v := range tc.http {
+				n.http[k] = v
+			}
 			r, err := boot(t, n, fastConfig(""))
 			if err != nil {
 				t.Fatal(err)
@@ -273,6 +337,12 @@ func TestBootFailures(t *testing.T) {
 	cfg.MaxConfigSize = 4096
 	if _, err := boot(t, n, cfg); !errors.Is(err, tftp.ErrTooLarge) {
 		t.Fatalf("too large: %v", err)
+	}
+	// The same over HTTP: the body is refused, nothing more is read.
+	n.http["/big"] = make([]byte, 5000)
+	cfg.Path = "http://10.0.0.3/big"
+	if _, err := boot(t, n, cfg); !errors.Is(err, httpboot.ErrTooLarge) {
+		t.Fatalf("too large over HTTP: %v", err)
 	}
 	// No DHCP server.
 	n = newNet(t, nil, nil)

@@ -108,8 +108,17 @@ CFG
   busybox udhcpd /run/tb-udhcpd.conf || fail "udhcpd did not start"
 }
 
+# httpserver DIR: busybox httpd serving DIR on 10.0.0.1:80, its request log
+# in httpd.log; netservers_stop stops it.
+httpserver() {
+  busybox httpd -f -vv -p 10.0.0.1:80 -h "$1" 2>>httpd.log &
+  echo $! > /run/tb-httpd.pid
+  i=0; while ! busybox wget -q -s http://10.0.0.1/ 2>/dev/null && [ $i -lt 20 ]; do sleep 0.2; i=$((i+1)); done
+  kill -0 "$(cat /run/tb-httpd.pid)" 2>/dev/null || fail "busybox httpd did not start"
+}
+
 netservers_stop() {
-  for p in /run/tb-tftpd.pid /run/tb-udhcpd.pid; do
+  for p in /run/tb-tftpd.pid /run/tb-udhcpd.pid /run/tb-httpd.pid; do
     [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null
     rm -f "$p"
   done

@@ -77,7 +77,13 @@ func (bl *bootloader) netMenu(res *netboot.Result) (*grub.Menu, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := grub.File{Device: grub.Device{Net: true}, Path: loc.Path}
+	// The config's own device is its root: relative paths in a grub.cfg
+	// fetched over HTTP come from the same server over HTTP.
+	dev := grub.Device{Net: true, HTTP: loc.Scheme == netboot.HTTP}
+	if loc.Server.IsValid() {
+		dev.Host = loc.Server.String()
+	}
+	f := grub.File{Device: dev, Path: loc.Path}
 	m, err := discover.Parse(bl.sys, f, res.Config)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", res.ConfigPath, err)

@@ -71,14 +71,15 @@ var (
 )
 
 // ParseExtra finds the config location in a PV command line: the first
-// word starting with "(" (PV-GRUB's argv[1]; a leading --vtpm-label=… is
-// skipped as PV-GRUB does). ok is false when there is none.
+// word starting with "(" (PV-GRUB's argv[1]) or "http://" (HTTP boot); a
+// leading --vtpm-label=… is skipped as PV-GRUB does. ok is false when there
+// is none.
 func ParseExtra(extra string) (f grub.File, ok bool, err error) {
 	for _, w := range strings.Fields(extra) {
 		if strings.HasPrefix(w, "--vtpm-label=") {
 			continue
 		}
-		if !strings.HasPrefix(w, "(") {
+		if !strings.HasPrefix(w, "(") && !strings.HasPrefix(w, "http://") {
 			continue
 		}
 		f, err := grub.ParseFile(w, grub.Device{}, true)

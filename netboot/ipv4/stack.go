@@ -7,8 +7,10 @@
 // because network boot over DHCP and TFTP needs only ARP, unfragmented IPv4
 // and UDP: a few hundred lines we can fuzz and read completely, instead of some
 // forty gVisor packages (with runtime linkname hacks in its pkg/sync) inside the
-// bootloader. TCP, and so HTTP boot, is not implemented here; if it is added,
-// gVisor's link-endpoint interface is the intended route (design/anchors.md §4).
+// bootloader's DHCP and TFTP path. TCP, which HTTP boot needs and which is
+// far too subtle to write again, is gVisor's: package tcp runs a gVisor stack
+// on top of this one through HandleIP and SendIP, so ARP, routing and the
+// address stay in one place.
 //
 // What it does (RFC 791, 768, 792, 826, 1122 where it applies to a host that
 // only boots):
@@ -137,11 +139,12 @@ type Stats struct {
 	ARPReplies  uint64 // ARP replies we sent
 	EchoReplies uint64 // ICMP echo replies we sent
 	Unreachable uint64 // ICMP unreachable messages passed to a UDPConn
+	Handled     uint64 // packets passed to a HandleIP handler (TCP)
 }
 
 type counters struct {
 	rx, tx, notForUs, malformed, badChecksum, fragments, unsupported,
-	oversize, noPort, queueFull, arpReplies, echoReplies, unreachable atomic.Uint64
+	oversize, noPort, queueFull, arpReplies, echoReplies, unreachable, handled atomic.Uint64
 }
 
 // Stack is the IP stack of one Link. It is safe for concurrent use.
@@ -166,6 +169,7 @@ type Stack struct {
 	arp      map[netip.Addr]arpEntry
 	waits    map[netip.Addr]chan struct{}
 	conns    map[uint16]*UDPConn
+	handlers map[uint8]func(packet []byte)
 	nextPort uint16
 	err      error // why the stack stopped
 }
@@ -205,6 +209,7 @@ func New(link Link, cfg Config) (*Stack, error) {
 		arp:      make(map[netip.Addr]arpEntry),
 		waits:    make(map[netip.Addr]chan struct{}),
 		conns:    make(map[uint16]*UDPConn),
+		handlers: make(map[uint8]func([]byte)),
 		nextPort: uint16(firstEphemeral + rand.IntN(numEphemeral)),
 	}
 	s.ipID.Store(rand.Uint32())
@@ -263,7 +268,7 @@ func (s *Stack) Stats() Stats {
 		Unsupported: s.st.unsupported.Load(), Oversize: s.st.oversize.Load(),
 		NoPort: s.st.noPort.Load(), QueueFull: s.st.queueFull.Load(),
 		ARPReplies: s.st.arpReplies.Load(), EchoReplies: s.st.echoReplies.Load(),
-		Unreachable: s.st.unreachable.Load(),
+		Unreachable: s.st.unreachable.Load(), Handled: s.st.handled.Load(),
 	}
 }
 
@@ -465,8 +470,57 @@ func (s *Stack) inputIP(eh EthernetHeader, p []byte) {
 	case ProtocolICMP:
 		s.inputICMP(eh, h, addr, payload)
 	default:
-		s.st.unsupported.Add(1)
+		s.mu.Lock()
+		hf := s.handlers[h.Protocol]
+		s.mu.Unlock()
+		// Other protocols (TCP) are unicast only, to our configured
+		// address.
+		if hf == nil || !addr.IsValid() || h.Dst != addr.Addr() {
+			s.st.unsupported.Add(1)
+			return
+		}
+		s.st.handled.Add(1)
+		hf(p[:h.TotalLen])
 	}
+}
+
+// HandleIP passes every IPv4 packet of protocol proto sent to the
+// configured address to h, header included, on the receive goroutine; h
+// must not keep the slice. nil removes the handler. UDP and ICMP are the
+// stack's own. This is how TCP (package tcp) sits on this stack.
+func (s *Stack) HandleIP(proto uint8, h func(packet []byte)) error {
+	if proto == ProtocolUDP || proto == ProtocolICMP {
+		return fmt.Errorf("ipv4: protocol %d is handled by the stack: %w", proto, ErrBadAddress)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h == nil {
+		delete(s.handlers, proto)
+	} else {
+		s.handlers[proto] = h
+	}
+	return nil
+}
+
+// SendIP sends an IPv4 packet built elsewhere (header included, checksum
+// filled in) from the configured address, resolving the next hop as
+// UDPConn.WriteTo does.
+func (s *Stack) SendIP(ctx context.Context, packet []byte) error {
+	h, _, err := ParseIPv4(packet)
+	if err != nil {
+		return fmt.Errorf("ipv4: send: %w", err)
+	}
+	if len(packet) > s.mtu {
+		return fmt.Errorf("ipv4: %d-byte packet, MTU %d: %w", len(packet), s.mtu, ErrTooBig)
+	}
+	src, mac, err := s.route(ctx, h.Dst)
+	if err != nil {
+		return err
+	}
+	if h.Src != src {
+		return fmt.Errorf("ipv4: send from %v, configured %v: %w", h.Src, src, ErrBadAddress)
+	}
+	return s.sendFrame(ctx, mac, EtherTypeIPv4, packet[:h.TotalLen])
 }
 
 func (s *Stack) inputUDP(h Header, p []byte) {
