@@ -27,6 +27,8 @@ func seedFrames() [][]byte {
 		arpFrame(macA, ARP{Op: ARPReply, SenderMAC: macB, SenderIP: ipB, TargetMAC: macA, TargetIP: ipA}),
 		ethFrame(macA, macB, EtherTypeIPv4, ipPacket(Header{Protocol: ProtocolICMP, Src: ipB, Dst: ipA},
 			AppendICMP(nil, ICMP{Type: ICMPEchoRequest}, []byte("ping")))),
+		ethFrame(macA, macB, EtherTypeIPv4, ipPacket(Header{Protocol: 6, Src: ipB, Dst: ipA},
+			[]byte("\x00\x50\xc3\x50\x00\x00\x00\x01\x00\x00\x00\x00\x50\x02\xff\xff\x00\x00\x00\x00"))),
 		ethFrame(macA, macB, EtherTypeIPv4, ipPacket(Header{Protocol: ProtocolICMP, Src: ipB, Dst: ipA},
 			AppendICMP(nil, ICMP{Type: ICMPUnreachable, Code: 3}, quoted[:28]))),
 	}
@@ -49,10 +51,23 @@ func FuzzInput(f *testing.F) {
 			}
 			c, _ := s.ListenUDP(50000)
 			c68, _ := s.ListenUDP(68)
+			// TCP's handler sees only whole IP packets to our address,
+			// never more than the frame held.
+			var handled [][]byte
+			s.HandleIP(6, func(p []byte) { handled = append(handled, bytes.Clone(p)) })
 			s.input(bytes.Clone(frame))
 			st := s.Stats()
 			if st.RxFrames != 1 {
 				t.Fatalf("RxFrames = %d", st.RxFrames)
+			}
+			for _, p := range handled {
+				h, _, err := ParseIPv4(p)
+				if err != nil || len(p) != h.TotalLen || len(p) > len(frame) || h.Protocol != 6 || h.Dst != ipA {
+					t.Fatalf("handler got %d bytes (%+v, %v) from a %d-byte frame", len(p), h, err, len(frame))
+				}
+			}
+			if !configure && len(handled) > 0 {
+				t.Fatal("TCP passed on before an address was configured")
 			}
 			// A delivered datagram never exceeds what the frame held.
 			for _, conn := range []*UDPConn{c, c68} {

@@ -552,3 +552,65 @@ func TestARPCacheBounded(t *testing.T) {
 		t.Fatalf("cache holds %d entries", n)
 	}
 }
+
+// TestHandleIPAndSendIP: another protocol (TCP, 6) reaches its handler
+// only when unicast to our address, and SendIP sends a packet built
+// elsewhere after checking it.
+func TestHandleIPAndSendIP(t *testing.T) {
+	s, l := configured(t, Config{})
+	if err := s.HandleIP(ProtocolUDP, func([]byte) {}); !errors.Is(err, ErrBadAddress) {
+		t.Fatalf("HandleIP(UDP): %v", err)
+	}
+	got := make(chan []byte, 4)
+	s.HandleIP(6, func(p []byte) { got <- bytes.Clone(p) })
+	seg := []byte("not really a TCP segment")
+	pkt := ipPacket(Header{Protocol: 6, Src: ipB, Dst: ipA}, seg)
+	l.inject(append(ethFrame(macA, macB, EtherTypeIPv4, pkt), 0, 0, 0, 0)) // padding is cut
+	l.inject(ethFrame(BroadcastMAC, macB, EtherTypeIPv4, ipPacket(Header{Protocol: 6, Src: ipB, Dst: limitedBroadcast}, seg)))
+	l.inject(ethFrame(macA, macB, EtherTypeIPv4, ipPacket(Header{Protocol: 47, Src: ipB, Dst: ipA}, seg)))
+	select {
+	case p := <-got:
+		if !bytes.Equal(p, pkt) {
+			t.Fatalf("handler got %x, want %x", p, pkt)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler got nothing")
+	}
+	waitStats(t, s, "unsupported", func(st Stats) bool { return st.Unsupported == 2 && st.Handled == 1 })
+	if len(got) != 0 {
+		t.Fatal("a broadcast or another protocol reached the handler")
+	}
+	s.HandleIP(6, nil)
+	l.inject(ethFrame(macA, macB, EtherTypeIPv4, pkt))
+	waitStats(t, s, "unsupported after removal", func(st Stats) bool { return st.Unsupported == 3 })
+
+	ctx := context.Background()
+	// To an on-link host: ARP first, then the frame, unchanged.
+	out := ipPacket(Header{Protocol: 6, Src: ipA, Dst: ipB}, seg)
+	done := make(chan error, 1)
+	go func() { done <- s.SendIP(ctx, out) }()
+	req, _ := ParseARP(l.sent(t)[EthernetHeaderSize:])
+	l.inject(arpFrame(macA, ARP{Op: ARPReply, SenderMAC: macB, SenderIP: req.TargetIP, TargetMAC: macA, TargetIP: ipA}))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	eh, p, _ := ParseEthernet(l.sent(t))
+	if eh.Dst != macB || eh.Type != EtherTypeIPv4 || !bytes.Equal(p[:len(out)], out) {
+		t.Fatalf("sent %+v %x", eh, p)
+	}
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		err  error
+	}{
+		{"short", out[:10], ErrShort},
+		{"bad checksum", append([]byte{out[0], out[1] ^ 1}, out[2:]...), ErrChecksum},
+		{"wrong source", ipPacket(Header{Protocol: 6, Src: ipB, Dst: ipB}, seg), ErrBadAddress},
+		{"too big", ipPacket(Header{Protocol: 6, Src: ipA, Dst: ipB}, make([]byte, 1500)), ErrTooBig},
+	} {
+		if err := s.SendIP(ctx, tc.pkt); !errors.Is(err, tc.err) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.err)
+		}
+	}
+	l.quiet(t)
+}

@@ -30,7 +30,7 @@ type pair struct {
 	st, ct   *tcp.Stack
 }
 
-func newPair(t *testing.T) *pair {
+func newPair(t testing.TB) *pair {
 	t.Helper()
 	p := &pair{hub: nettest.NewHub()}
 	var err error
@@ -56,7 +56,7 @@ func newPair(t *testing.T) *pair {
 }
 
 // serve sends data to every connection on port, then closes it.
-func serve(t *testing.T, s *tcp.Stack, port uint16, data []byte) {
+func serve(t testing.TB, s *tcp.Stack, port uint16, data []byte) {
 	t.Helper()
 	l, err := s.Listen(port)
 	if err != nil {
