@@ -237,11 +237,18 @@ func (r *Result) configTFTP() tftp.Options {
 }
 
 // FetchWith is Fetch with other TFTP options (the network-boot benchmark
-// compares window sizes).
+// compares window sizes). Block and window size left 0 are Boot's (the
+// MTU's largest block, windowsize 8), not the protocol's 512 and 1.
 func (r *Result) FetchWith(ctx context.Context, path string, o tftp.Options) ([]byte, error) {
 	l, err := ParsePath(path)
 	if err != nil {
 		return nil, err
+	}
+	if o.BlockSize == 0 {
+		o.BlockSize = r.cfg.TFTP.BlockSize
+	}
+	if o.WindowSize == 0 {
+		o.WindowSize = r.cfg.TFTP.WindowSize
 	}
 	return r.fetch(ctx, l, o)
 }

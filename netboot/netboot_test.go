@@ -250,6 +250,15 @@ func TestExtraPath(t *testing.T) {
 	if got := fmt.Sprint(last); !strings.Contains(got, "blksize 1000") || !strings.Contains(got, "windowsize 4") {
 		t.Fatalf("FetchWith sent options %v", got)
 	}
+	// Options left 0 are Boot's, not TFTP's 512-byte blocks.
+	if _, err := r.FetchWith(ctx, "(nd)/vmlinuz", tftp.Options{WindowSize: 2}); err != nil {
+		t.Fatal(err)
+	}
+	st = n.tftp.Stats()
+	last = st.Options[len(st.Options)-1]
+	if got := fmt.Sprint(last); !strings.Contains(got, "blksize 1468") || !strings.Contains(got, "windowsize 2") {
+		t.Fatalf("FetchWith with defaults sent options %v", got)
+	}
 	if _, err := r.FetchWith(ctx, "(nd)/vmlinuz", tftp.Options{MaxSize: 3}); !errors.Is(err, tftp.ErrTooLarge) {
 		t.Fatalf("FetchWith over MaxSize: %v", err)
 	}
