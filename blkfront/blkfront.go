@@ -107,11 +107,18 @@ type detail struct{ err Error }
 func (d detail) Error() string { return strings.TrimPrefix(string(d.err), "blkfront: ") }
 func (d detail) Unwrap() error { return d.err }
 
-// Defaults of Options.
+// Defaults of Options. Measured under the test bed (make bench
+// BENCH=blkfront): 128-page (512 KiB) requests from a 1024-page pool read
+// 256 MiB at about 1000 MB/s, against about 680 MB/s with 32-page
+// requests from 256 pages; larger requests or pools gained nothing, and
+// without persistent grants it fell to about 350 MB/s. 1024 pages plus
+// the indirect pages stay under Linux blkback's default limit of 1056
+// persistent grants per ring (max_persistent_grants), above which it maps
+// and unmaps grants per request again.
 const (
 	DefaultMaxRingOrder = 4
-	DefaultMaxSegments  = 32
-	DefaultBufferPages  = 256
+	DefaultMaxSegments  = 128
+	DefaultBufferPages  = 1024
 	DefaultIOTimeout    = 30 * time.Second
 	DefaultDrainTimeout = 5 * time.Second
 )
@@ -123,13 +130,13 @@ type Options struct {
 	// requests) is used.
 	SinglePage   bool
 	MaxRingOrder int
-	// MaxSegments caps the pages of one request (default 32, 128 KiB);
+	// MaxSegments caps the pages of one request (default 128, 512 KiB);
 	// above 11 it needs feature-max-indirect-segments. 11 or less
 	// disables indirect requests.
 	MaxSegments int
 	// NoPersistent does not offer feature-persistent.
 	NoPersistent bool
-	// BufferPages caps the bounce pages (default 256, 1 MiB), hence the
+	// BufferPages caps the bounce pages (default 1024, 4 MiB), hence the
 	// grants, the device uses for data; it is raised to what one request
 	// needs.
 	BufferPages int

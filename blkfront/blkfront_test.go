@@ -199,7 +199,7 @@ func TestFeatureCombinations(t *testing.T) {
 		{name: "multi-page refused by options", bb: xentest.BlkbackConfig{MaxRingPageOrder: 3}, opts: blkfront.Options{SinglePage: true},
 			ringPages: 1, maxSegs: 11, ss: 512, pss: 512},
 		{name: "indirect", bb: xentest.BlkbackConfig{MaxIndirectSegments: 256},
-			ringPages: 1, maxSegs: 32, indirect: true, ss: 512, pss: 512},
+			ringPages: 1, maxSegs: blkfront.DefaultMaxSegments, indirect: true, ss: 512, pss: 512},
 		{name: "indirect, large requests", bb: xentest.BlkbackConfig{MaxIndirectSegments: 1024}, opts: blkfront.Options{MaxSegments: 600},
 			ringPages: 1, maxSegs: 600, indirect: true, ss: 512, pss: 512},
 		{name: "indirect capped by backend", bb: xentest.BlkbackConfig{MaxIndirectSegments: 20}, opts: blkfront.Options{MaxSegments: 128},
