@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"cmp"
 	"container/heap"
 	"errors"
 	"fmt"
@@ -256,7 +257,7 @@ func (d *sparseELF) restart() error {
 		return err
 	}
 	d.pos, d.eof, d.spans, d.later = 0, false, nil, nil
-	slices.SortFunc(ranges, func(a, b [2]uint64) int { return cmpU64(a[0], b[0]) })
+	slices.SortFunc(ranges, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
 	for _, r := range ranges {
 		if n := len(d.spans); n > 0 && r[0] <= d.spans[n-1].end {
 			d.spans[n-1].end = max(d.spans[n-1].end, r[1])
@@ -265,16 +266,6 @@ func (d *sparseELF) restart() error {
 		d.spans = append(d.spans, &span{off: r[0], end: r[1]})
 	}
 	return nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // loadStream is Load for a Kernel from ParseKernelStream.
@@ -359,7 +350,7 @@ func planLoad(segs []Segment, pstart uint64) (copies, zeros []piece) {
 			ev = append(ev, event{at, true, i}, event{at + s.Memsz, false, i})
 		}
 	}
-	slices.SortFunc(ev, func(a, b event) int { return cmpU64(a.at, b.at) })
+	slices.SortFunc(ev, func(a, b event) int { return cmp.Compare(a.at, b.at) })
 	var live segHeap
 	ended := map[int]bool{}
 	emit := func(lo, hi uint64, i int) {
@@ -398,7 +389,7 @@ func planLoad(segs []Segment, pstart uint64) (copies, zeros []piece) {
 			emit(x, ev[j].at, live[0])
 		}
 	}
-	slices.SortStableFunc(copies, func(a, b piece) int { return cmpU64(a.src, b.src) })
+	slices.SortStableFunc(copies, func(a, b piece) int { return cmp.Compare(a.src, b.src) })
 	return copies, zeros
 }
 

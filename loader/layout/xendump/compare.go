@@ -2,6 +2,7 @@ package xendump
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -218,7 +219,7 @@ func Compare(d *Dump, img layout.Image, initrdSize uint64, opts ...Option) (*Res
 			extra = append(extra, t)
 		}
 	}
-	slices.SortFunc(extra, func(a, b Table) int { return cmpU64(a.PFN, b.PFN) })
+	slices.SortFunc(extra, func(a, b Table) int { return cmp.Compare(a.PFN, b.PFN) })
 	for _, t := range extra {
 		r.Tables++
 		add(fmt.Sprintf("table pfn %#x", t.PFN), fmt.Sprintf("L%d", t.Level), "none")

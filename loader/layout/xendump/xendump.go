@@ -34,6 +34,7 @@ package xendump
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -203,19 +204,9 @@ func FromLayout(l *layout.Layout) (*Dump, error) {
 		if a.Level != b.Level {
 			return b.Level - a.Level
 		}
-		return cmpU64(from[a.PFN], from[b.PFN])
+		return cmp.Compare(from[a.PFN], from[b.PFN])
 	})
 	return d, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Parse reads a dump out of console output: LAYOUT lines (a trailing \r
