@@ -29,29 +29,13 @@ func decodeLZ4(src []byte, hint, limit int64) ([]byte, error) {
 		capacity = min(int64(lz4LegacyBlockMax), limit)
 	}
 	out := make([]byte, 0, capacity)
-	pos := 4
-	for pos < len(src) {
-		if len(src)-pos < 4 {
-			return nil, fmt.Errorf("%w: truncated block header at %d", ErrCorrupt, pos)
-		}
-		n := binary.LittleEndian.Uint32(src[pos:])
-		rest := len(src) - pos - 4
-		if n == lz4LegacyMagic {
-			pos += 4
-			continue
-		}
-		if rest == 0 {
-			// A last word with no data after it cannot be a block: it is
-			// Linux's size trailer (normally equal to len(out)).
-			break
-		}
-		if n == 0 || int64(n) > lz4LegacyBound || int64(n) > int64(rest) {
-			return nil, fmt.Errorf("%w: block size %d at %d (%d bytes left)", ErrCorrupt, n, pos, rest)
-		}
-		block := src[pos+4 : pos+4+int(n)]
-		size, err := lz4BlockSize(block)
+	for pos := 4; ; {
+		at, block, size, err := lz4NextBlock(src, pos)
 		if err != nil {
-			return nil, fmt.Errorf("%w: block at %d: %v", ErrCorrupt, pos, err)
+			return nil, err
+		}
+		if block == nil {
+			return out, nil
 		}
 		if int64(len(out))+int64(size) > limit {
 			return nil, fmt.Errorf("more than %d bytes: %w", limit, ErrTooLarge)
@@ -64,12 +48,43 @@ func decodeLZ4(src []byte, hint, limit int64) ([]byte, error) {
 		}
 		k, err := lz4.UncompressBlock(block, out[len(out):len(out)+size])
 		if err != nil || k != size {
-			return nil, fmt.Errorf("%w: block at %d: %v (%d of %d bytes)", ErrCorrupt, pos, err, k, size)
+			return nil, fmt.Errorf("%w: block at %d: %v (%d of %d bytes)", ErrCorrupt, at, err, k, size)
 		}
 		out = out[:len(out)+size]
-		pos += 4 + int(n)
+		pos = at + 4 + len(block)
 	}
-	return out, nil
+}
+
+// lz4NextBlock finds the next block of an lz4 legacy stream at or after
+// pos, skipping the magic that starts each concatenated frame, and checks
+// its size word. It returns the block's offset, its compressed bytes and
+// what it decodes to; block is nil at the end of the data, or at a last
+// word with no data after it, which cannot be a block: it is Linux's size
+// trailer (normally the decoded length).
+func lz4NextBlock(src []byte, pos int) (at int, block []byte, size int, err error) {
+	for ; pos < len(src); pos += 4 {
+		if len(src)-pos < 4 {
+			return pos, nil, 0, fmt.Errorf("%w: truncated block header at %d", ErrCorrupt, pos)
+		}
+		n := binary.LittleEndian.Uint32(src[pos:])
+		rest := len(src) - pos - 4
+		if n == lz4LegacyMagic {
+			continue
+		}
+		if rest == 0 {
+			break
+		}
+		if n == 0 || int64(n) > lz4LegacyBound || int64(n) > int64(rest) {
+			return pos, nil, 0, fmt.Errorf("%w: block size %d at %d (%d bytes left)", ErrCorrupt, n, pos, rest)
+		}
+		block = src[pos+4 : pos+4+int(n)]
+		size, err = lz4BlockSize(block)
+		if err != nil {
+			return pos, nil, 0, fmt.Errorf("%w: block at %d: %v", ErrCorrupt, pos, err)
+		}
+		return pos, block, size, nil
+	}
+	return pos, nil, 0, nil
 }
 
 // lz4BlockSize returns how many bytes an lz4 block decodes to, from its

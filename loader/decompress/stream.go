@@ -358,28 +358,13 @@ func (s *lz4Stream) rewind() error {
 }
 
 func (s *lz4Stream) block() ([]byte, error) {
-	src := s.src
-	for s.pos < len(src) {
-		pos := s.pos
-		if len(src)-pos < 4 {
-			return nil, fmt.Errorf("%w: truncated block header at %d", ErrCorrupt, pos)
-		}
-		n := binary.LittleEndian.Uint32(src[pos:])
-		rest := len(src) - pos - 4
-		if n == lz4LegacyMagic {
-			s.pos += 4
-			continue
-		}
-		if rest == 0 {
-			break // the size trailer
-		}
-		if n == 0 || int64(n) > lz4LegacyBound || int64(n) > int64(rest) {
-			return nil, fmt.Errorf("%w: block size %d at %d (%d bytes left)", ErrCorrupt, n, pos, rest)
-		}
-		block := src[pos+4 : pos+4+int(n)]
-		size, err := lz4BlockSize(block)
+	for {
+		at, block, size, err := lz4NextBlock(s.src, s.pos)
 		if err != nil {
-			return nil, fmt.Errorf("%w: block at %d: %v", ErrCorrupt, pos, err)
+			return nil, err
+		}
+		if block == nil {
+			break
 		}
 		if s.produced+int64(size) > s.limit {
 			return nil, fmt.Errorf("more than %d bytes: %w", s.limit, ErrTooLarge)
@@ -389,15 +374,15 @@ func (s *lz4Stream) block() ([]byte, error) {
 		}
 		k, err := lz4.UncompressBlock(block, s.buf[:size])
 		if err != nil || k != size {
-			return nil, fmt.Errorf("%w: block at %d: %v (%d of %d bytes)", ErrCorrupt, pos, err, k, size)
+			return nil, fmt.Errorf("%w: block at %d: %v (%d of %d bytes)", ErrCorrupt, at, err, k, size)
 		}
-		s.pos += 4 + int(n)
+		s.pos = at + 4 + len(block)
 		s.produced += int64(size)
 		if size > 0 {
 			return s.buf[:size], nil
 		}
 	}
-	s.pos = len(src)
+	s.pos = len(s.src)
 	return nil, io.EOF
 }
 
