@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -50,9 +51,10 @@ type Stack struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu       sync.Mutex
-	closed   bool
-	sendErrs uint64
+	sendErrs atomic.Uint64
+
+	mu     sync.Mutex
+	closed bool
 }
 
 // queueLen is how many outbound packets wait for the sending goroutine.
@@ -127,20 +129,14 @@ func (s *Stack) output(ctx context.Context) {
 		}
 		pkt.DecRef()
 		if err := s.ip.SendIP(ctx, b); err != nil {
-			s.mu.Lock()
-			s.sendErrs++
-			s.mu.Unlock()
+			s.sendErrs.Add(1)
 		}
 	}
 }
 
 // SendErrors counts outbound packets the IP stack refused (no ARP reply,
 // link down).
-func (s *Stack) SendErrors() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sendErrs
-}
+func (s *Stack) SendErrors() uint64 { return s.sendErrs.Load() }
 
 func fullAddr(a netip.AddrPort) tcpip.FullAddress {
 	return tcpip.FullAddress{NIC: nic, Addr: tcpip.AddrFrom4(a.Addr().As4()), Port: a.Port()}
