@@ -11,8 +11,8 @@ netservers "$PWD/srv" pxe/menu.lst
 kill "$(cat /run/tb-tftpd.pid)" 2>/dev/null; sleep 0.5
 ./atftpd --daemon --no-fork --port 69 --bind-address 10.0.0.1 --user nobody.nogroup --logfile /dev/null --no-multicast "$PWD/srv" &
 apid=$!
-busybox httpd -p 10.0.0.1:80 -h "$PWD/srv"
 sleep 1
+httpserver "$PWD/srv"
 MEM=256 domcfg gf 'extra="gopvgrub.test=fetch fetch.file=/big64 fetch.ws=1,8,16 fetch.http=1"' 'vif=["bridge=xenbr0,mac=00:16:3e:00:00:61"]'
 console gf gf.cfg 'FETCH done|FETCH FAIL|fatal|minios:|panic' 900 >/dev/null
 showlog gf | grep 'FETCH\|net: tftp\|net: http'
@@ -24,6 +24,6 @@ MEM=256 KERNEL=/tb/vmlinuz domcfg bf 'ramdisk="fetch-initrd.gz"' 'extra="console
 console bf bf.cfg 'FETCH done|FETCH FAIL|Kernel panic' 900 >/dev/null
 showlog bf | grep 'FETCH'
 sed 's/^\[ *[0-9.]*\] //' bf.log | tr -d '\r' | awk '/^FETCH busybox-/ { print "BENCH " $2 " " $4 }'
-kill $apid 2>/dev/null; pkill -f 'busybox httpd' 2>/dev/null
+kill $apid 2>/dev/null
 netservers_stop
 grep -aq 'FETCH done' gf.log || fail "gopvgrub did not finish: $(grep -a 'FETCH FAIL' gf.log | head -n 1 | tr -d '\r')"
