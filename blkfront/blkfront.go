@@ -17,6 +17,12 @@
 // writes when the backend offers it. Read-only devices and CD-ROMs
 // refuse writes before anything is sent.
 //
+// Reads are helped two ways (readahead.go): a sequential reader gets
+// read-ahead, requests past its read left in flight for the next one, so
+// that the ring does not drain between reads; and reads under 64 KiB,
+// the way filesystems read their metadata, go through a small cache of
+// 64 KiB blocks. Neither ever serves data older than a write.
+//
 // Negotiated with the backend: multi-page rings (max-ring-page-order ->
 // ring-page-order and ring-ref0..N-1), indirect requests
 // (feature-max-indirect-segments), persistent grants (feature-persistent:
@@ -114,11 +120,16 @@ func (d detail) Unwrap() error { return d.err }
 // without persistent grants it fell to about 350 MB/s. 1024 pages plus
 // the indirect pages stay under Linux blkback's default limit of 1056
 // persistent grants per ring (max_persistent_grants), above which it maps
-// and unmaps grants per request again.
+// and unmaps grants per request again. Read-ahead (half the pool, 2 MiB)
+// then took 4 MiB reads from about 860 to about 1100 MB/s in the same
+// run. The cache is 2 MiB of 64 KiB blocks: a filesystem's metadata
+// reads cluster within a few blocks at a time.
 const (
 	DefaultMaxRingOrder = 4
 	DefaultMaxSegments  = 128
 	DefaultBufferPages  = 1024
+	DefaultReadAhead    = 4 << 20
+	DefaultCacheBlocks  = 32
 	DefaultIOTimeout    = 30 * time.Second
 	DefaultDrainTimeout = 5 * time.Second
 )
@@ -140,6 +151,13 @@ type Options struct {
 	// grants, the device uses for data; it is raised to what one request
 	// needs.
 	BufferPages int
+	// ReadAhead caps the bytes read ahead of a sequential reader
+	// (default 4 MiB, and never more than half of BufferPages);
+	// negative disables read-ahead.
+	ReadAhead int
+	// CacheBlocks is how many 64 KiB blocks the cache for reads under
+	// 64 KiB keeps (default 32, 2 MiB); negative disables the cache.
+	CacheBlocks int
 	// IOTimeout bounds ReadAt and WriteAt (ReadAtContext and
 	// WriteAtContext take a context instead).
 	IOTimeout time.Duration
@@ -160,6 +178,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.BufferPages <= 0 {
 		o.BufferPages = DefaultBufferPages
+	}
+	if o.ReadAhead == 0 {
+		o.ReadAhead = DefaultReadAhead
+	}
+	if o.CacheBlocks == 0 {
+		o.CacheBlocks = DefaultCacheBlocks
 	}
 	if o.IOTimeout <= 0 {
 		o.IOTimeout = DefaultIOTimeout
@@ -218,6 +242,9 @@ type Stats struct {
 	Segments    uint64 // data pages transferred
 	Errors      uint64 // requests that failed
 	Notifies    uint64 // event channel notifications sent
+	ReadAhead   uint64 // bytes requested ahead of sequential reads
+	CacheHits   uint64 // short reads' blocks found in the cache
+	CacheMisses uint64 // and read
 	InFlight    int    // requests in flight now
 	MaxInFlight int    // most requests in flight at once
 	Connects    int
@@ -226,6 +253,7 @@ type Stats struct {
 type stats struct {
 	reads, bytes, requests, indirect, segments, errors, notifies atomic.Uint64
 	writes, written, flushes                                     atomic.Uint64
+	readAhead, cacheHits, cacheMisses                            atomic.Uint64
 	maxInFlight                                                  atomic.Int64
 	connects                                                     atomic.Int64
 }
@@ -410,6 +438,9 @@ func (d *Device) Stats() Stats {
 		Segments:    d.st.segments.Load(),
 		Errors:      d.st.errors.Load(),
 		Notifies:    d.st.notifies.Load(),
+		ReadAhead:   d.st.readAhead.Load(),
+		CacheHits:   d.st.cacheHits.Load(),
+		CacheMisses: d.st.cacheMisses.Load(),
 		MaxInFlight: int(d.st.maxInFlight.Load()),
 		Connects:    int(d.st.connects.Load()),
 	}

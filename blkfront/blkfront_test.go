@@ -256,8 +256,12 @@ func TestFeatureCombinations(t *testing.T) {
 			if tc.persistent != (bst.Persistent > 0) || bst.PersistentOn != tc.persistent {
 				t.Errorf("persistent mappings %d (on %v)", bst.Persistent, bst.PersistentOn)
 			}
-			if tc.persistent && bst.Persistent > max(i.MaxSegments, 256+i.MaxSegments/512+1) {
-				t.Errorf("%d grants mapped persistently: pages are not reused", bst.Persistent)
+			// Pages are reused LIFO: the backend maps no more than the
+			// working set, read-ahead (half the default pool, 512
+			// pages) plus the largest read (50 pages) and a request on
+			// either side.
+			if bound := 512 + 50 + 2*(i.MaxSegments+blkif.IndirectPages(i.MaxSegments)); tc.persistent && bst.Persistent > bound {
+				t.Errorf("%d grants mapped persistently, working set at most %d: pages are not reused", bst.Persistent, bound)
 			}
 			if st.Requests != uint64(bst.Requests) || st.Bytes != uint64(len(want)) || st.Errors != 0 {
 				t.Errorf("front stats %+v, back %+v", st, bst)

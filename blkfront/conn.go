@@ -52,6 +52,12 @@ type conn struct {
 	closing bool
 	changed chan struct{}           // closed and replaced when requests finish or state changes
 	rmw     map[int64]chan struct{} // sectors being read-modify-written, closed when done
+	// gen counts write submissions and completions: data read while it
+	// stayed the same cannot predate a write (readahead.go).
+	gen   uint64
+	ra    readahead
+	raMax int64       // most bytes read ahead; 0: none
+	cache *blockCache // nil: no cache
 
 	stopReader context.CancelFunc
 	readerDone chan struct{}
@@ -304,6 +310,19 @@ func (c *conn) readProperties(ctx context.Context) error {
 		persistent: persistent,
 		limit:      max(opts.BufferPages, perRequest),
 	}
+	// Read-ahead takes at most half the pool, so that the reads it runs
+	// ahead of are never short of pages. A read also keeps the requests
+	// holding its last cache block (and a request either side) for the
+	// next: a pool whose half cannot hold that gets no read-ahead.
+	half := int64(c.pool.limit/2) * blkif.PageSize
+	c.raMax = min(int64(opts.ReadAhead), half)
+	if half < cacheBlock+2*int64(perRequest)*blkif.PageSize {
+		c.raMax = 0
+	}
+	c.ra.end = -1
+	if opts.CacheBlocks > 0 {
+		c.cache = newBlockCache(opts.CacheBlocks)
+	}
 	return nil
 }
 
@@ -362,6 +381,9 @@ func (c *conn) finishLocked(done []*request) {
 		if r.err != nil {
 			c.d.st.errors.Add(1)
 		}
+		if r.op == blkif.OpWrite {
+			c.gen++ // reads submitted while it was in flight may predate it
+		}
 		close(r.done)
 		if r.orphan {
 			c.releaseLocked(r)
@@ -405,6 +427,7 @@ func (c *conn) close(ctx context.Context) error {
 	var errs []error
 	c.mu.Lock()
 	c.closing = true
+	c.dropLocked()
 	c.broadcastLocked()
 	c.mu.Unlock()
 

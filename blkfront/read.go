@@ -47,10 +47,11 @@ func (d *Device) onConn(f func(c *conn) (int, error)) (int, error) {
 }
 
 // chunk is one request of a transfer and the aligned byte range it
-// covers.
+// covers; gen is conn.gen when it was submitted (see readahead).
 type chunk struct {
 	r      *request
 	lo, hi int64
+	gen    uint64
 }
 
 // call describes a ReadAt or WriteAt for errors.
@@ -76,17 +77,47 @@ func (c *conn) readAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if int64(len(p)) > c.size-off {
 		p, eof = p[:c.size-off], io.EOF
 	}
-	ss := int64(c.ss)
-	pos := off - off%ss
-	end := (off + int64(len(p)) + ss - 1) / ss * ss
-	copied := 0
-	err := c.transfer(ctx, call{"read", len(p), off}, blkif.OpRead, pos, end, nil, func(ch chunk) {
-		copied += copyOut(p, off, ch)
-	})
-	if err != nil {
-		return copied, err
+	k := call{"read", len(p), off}
+	var n int
+	var err error
+	if c.cache != nil && len(p) < cacheBlock {
+		n, err = c.cachedRead(ctx, k, p, off)
+	} else {
+		n, err = c.read(ctx, k, p, off)
 	}
-	return copied, eof
+	if err != nil {
+		return n, err
+	}
+	return n, eof
+}
+
+// read reads p at off (within the device) through the read-ahead.
+func (c *conn) read(ctx context.Context, k call, p []byte, off int64) (int, error) {
+	ss := int64(c.ss)
+	s := span{pos: off - off%ss, end: (off + int64(len(p)) + ss - 1) / ss * ss}
+	s.limit = s.end
+	c.mu.Lock()
+	owner := c.startStreamLocked(&s)
+	c.mu.Unlock()
+	copied := 0
+	out := func(ch chunk) { copied += copyOut(p, off, ch) }
+	rest, err := c.run(ctx, k, blkif.OpRead, s, nil, out)
+	c.mu.Lock()
+	if owner {
+		c.parkLocked(rest, err)
+	} else {
+		c.abandonLocked(rest)
+	}
+	c.mu.Unlock()
+	return copied, err
+}
+
+// span is what run transfers: the aligned bytes [pos, end) the caller
+// asked for, and up to limit (>= end) read ahead; queue holds requests
+// already in flight for the start of [pos, limit), in order.
+type span struct {
+	pos, end, limit int64
+	queue           []chunk
 }
 
 // transfer performs op (read or write) on the aligned bytes [pos, end)
@@ -95,30 +126,56 @@ func (c *conn) readAt(ctx context.Context, p []byte, off int64) (int, error) {
 // request's pages before it is submitted. done is handed each finished
 // request in order, until one fails.
 func (c *conn) transfer(ctx context.Context, k call, op uint8, pos, end int64, fill func(lo int64, data []*page), done func(chunk)) error {
-	max := int64(c.maxSegs) * blkif.PageSize
-	var queue []chunk
+	_, err := c.run(ctx, k, op, span{pos: pos, end: end, limit: end}, fill, done)
+	return err
+}
+
+// run is transfer of s. Past s.end it goes on submitting reads up to
+// s.limit, without waiting for resources; the requests reaching past
+// s.end that are left when [pos, end) is done (finished or still in
+// flight) are returned, and the caller owns them. A failure returns
+// none: they are abandoned.
+func (c *conn) run(ctx context.Context, k call, op uint8, s span, fill func(lo int64, data []*page), done func(chunk)) (rest []chunk, err error) {
+	most := int64(c.maxSegs) * blkif.PageSize
+	queue, end, limit := s.queue, s.end, s.limit
+	sub := s.pos // submitted up to here
+	if n := len(queue); n > 0 {
+		sub = queue[n-1].hi
+	}
+	// A read that reads ahead keeps the requests holding its last cache
+	// block: the next read may start there (it goes over the end of an
+	// unaligned read again, or reads the cache block holding it).
+	var kept []chunk
+	keep := (end - 1) / cacheBlock * cacheBlock
 	defer func() {
-		if len(queue) > 0 {
-			c.abandon(queue)
+		if err != nil {
+			c.abandon(append(kept, queue...))
 		}
 	}()
 	var submitErr error
-	for pos < end || len(queue) > 0 {
+	for len(queue) > 0 && queue[0].lo < end || len(queue) == 0 && sub < end {
 		c.mu.Lock()
 		submitted := false
-		for pos < end {
-			n := min(max, end-pos)
-			r, err := c.trySubmitLocked(op, pos, int(n), fill)
+		for sub < limit {
+			n := min(most, limit-sub)
+			gen := c.gen
+			r, err := c.trySubmitLocked(op, sub, int(n), fill)
 			if err != nil {
-				// Finish what is in flight, then report.
-				submitErr, end = err, pos
+				if sub < end {
+					// Finish what is in flight, then report.
+					submitErr, end = err, sub
+				}
+				limit = sub
 				break
 			}
 			if r == nil {
 				break // no slot or no pages: wait below
 			}
-			queue = append(queue, chunk{r, pos, pos + n})
-			pos += n
+			if sub+n > end {
+				c.d.st.readAhead.Add(uint64(sub + n - max(sub, end)))
+			}
+			queue = append(queue, chunk{r, sub, sub + n, gen})
+			sub += n
 			submitted = true
 		}
 		notify := submitted && c.eng.ring.Push()
@@ -128,19 +185,19 @@ func (c *conn) transfer(ctx context.Context, k call, op uint8, pos, end int64, f
 			c.notify()
 		}
 		if len(queue) == 0 {
-			if pos >= end {
+			if sub >= end {
 				break
 			}
 			select {
 			case <-changed:
 				continue
 			case <-ctx.Done():
-				return c.errorf("%v: %w", k, ctx.Err())
+				return nil, c.errorf("%v: %w", k, ctx.Err())
 			}
 		}
 		head := queue[0]
 		var more <-chan struct{}
-		if pos < end {
+		if sub < limit {
 			more = changed // resources may come back before head is done
 		}
 		select {
@@ -148,18 +205,25 @@ func (c *conn) transfer(ctx context.Context, k call, op uint8, pos, end int64, f
 		case <-more:
 			continue
 		case <-ctx.Done():
-			return c.errorf("%v: %w", k, ctx.Err())
+			return nil, c.errorf("%v: %w", k, ctx.Err())
 		}
 		if err := head.r.err; err != nil {
-			return c.errorf("%v: %w", k, err)
+			return nil, c.errorf("%v: %w", k, err)
 		}
 		done(head)
+		queue = queue[1:]
+		if limit > end && head.hi > keep {
+			kept = append(kept, head)
+			continue
+		}
 		c.mu.Lock()
 		c.releaseLocked(head.r)
 		c.mu.Unlock()
-		queue = queue[1:]
 	}
-	return submitErr
+	if submitErr != nil {
+		return nil, submitErr
+	}
+	return append(kept, queue...), nil
 }
 
 // copyOut copies the part of chunk ch that falls in p (which starts at
@@ -184,6 +248,10 @@ func copyOut(p []byte, off int64, ch chunk) int {
 func (c *conn) abandon(queue []chunk) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.abandonLocked(queue)
+}
+
+func (c *conn) abandonLocked(queue []chunk) {
 	for _, ch := range queue {
 		if ch.r.finished {
 			c.releaseLocked(ch.r)
@@ -213,7 +281,15 @@ func (c *conn) trySubmitLocked(op uint8, pos int64, n int, fill func(lo int64, d
 	if indirect {
 		ni = blkif.IndirectPages(np)
 	}
+	if op == blkif.OpWrite {
+		c.dropLocked() // what was read ahead may be overwritten
+	}
 	pages, err := c.pool.get(np + ni)
+	if pages == nil && err == nil && len(c.ra.queue) > 0 {
+		// Read-ahead nobody is reading yet must not starve a request.
+		c.dropLocked()
+		pages, err = c.pool.get(np + ni)
+	}
 	if err != nil {
 		return nil, c.errorf("%w", err)
 	}
@@ -245,6 +321,7 @@ func (c *conn) trySubmitLocked(op uint8, pos int64, n int, fill func(lo int64, d
 	}
 	if op == blkif.OpWrite {
 		c.d.wgen.Add(1)
+		c.gen++
 	}
 	st := &c.d.st
 	st.requests.Add(1)
