@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/blkfront.sh - blkfront's sequential read throughput of a 256 MiB
-# disk (4 MiB reads; median of 5 passes), against dom0's own read of the
-# same disk with direct I/O (dd iflag=direct bs=4M; median of 9 passes
+# disk (4 MiB reads; median of 9 passes), against dom0's own read of the
+# same disk with direct I/O (dd iflag=direct bs=4M; median of 15 passes
 # around the guests'), in one test-bed run; and the same without
 # blkfront's read-ahead, to show what it is worth. Both go through
 # QEMU's emulated virtio disk under TCG; the ratio is what carries over.
