@@ -6,14 +6,17 @@
 // What it negotiates: request-rx-copy (the backend copies each received packet
 // into a page we granted; page flipping is long gone, so a backend without
 // feature-rx-copy is refused), feature-rx-notify (we notify when we post
-// receive buffers), and feature-no-csum-offload, so that packets from dom0's
-// own servers arrive with complete checksums. It offers no scatter-gather, GSO,
-// multicast control, split event channels or multiple queues, which keeps every
-// frame in one slot and one page; the backend's other feature keys (Debian's
-// netback offers all of them) are simply not taken up. Received packets spread
-// over several slots (NETRXF_more_data) or followed by extra-info slots are
-// still reassembled or skipped, and a NETRXF_csum_blank packet gets its UDP or
-// TCP checksum completed, in case a backend sends them anyway.
+// receive buffers), and receive offloads: feature-sg and feature-gso-tcpv4
+// with checksum offload, so that dom0 hands over TCP data as segments of up to
+// 64 KiB spread over several slots (NETRXF_more_data, reassembled here, with a
+// GSO extra-info slot, skipped) and packets with NETRXF_csum_blank, whose UDP
+// or TCP checksum is completed here. Under TCG each packet costs far more than
+// its bytes: HTTP boot gains several times over 1500-byte frames. With
+// Options.NoOffload it offers feature-no-csum-offload instead, and dom0 sends
+// single-slot frames with complete checksums. It offers no multicast control,
+// split event channels or multiple queues, and transmits every frame in one
+// slot and one page; the backend's other feature keys (Debian's netback offers
+// all of them) are simply not taken up.
 //
 // Receive buffers are whole pages granted (writable) once and posted again
 // after each packet; transmit frames are copied into pages granted
@@ -81,7 +84,7 @@ const (
 )
 
 // DefaultMTU is the MTU without an "mtu" node, and the most we use: frames
-// must fit one page and one slot, as we offer no scatter-gather.
+// we send must fit one page and one slot.
 const DefaultMTU = 1500
 
 // Options tune a Device. The zero value gives the defaults.
@@ -98,6 +101,10 @@ type Options struct {
 	// DrainTimeout bounds how long Close waits for frames in flight to
 	// be sent (default 1s).
 	DrainTimeout time.Duration
+	// NoOffload offers no receive offload (feature-sg,
+	// feature-gso-tcpv4, checksum offload): every frame then fits the
+	// MTU.
+	NoOffload bool
 }
 
 func (o Options) withDefaults() Options {
@@ -218,6 +225,7 @@ func Open(ctx context.Context, cfg Config, dev xenbus.Device) (_ *Device, err er
 	if err != nil {
 		return nil, err
 	}
+	keys = append(keys, d.opts.offloadKeys()...)
 	// Like Linux's netfront, switch to Connected right away; netback
 	// connects when it sees that.
 	if err := fe.Publish(ctx, xen.StateConnected, keys...); err != nil {
@@ -379,8 +387,15 @@ func (d *Device) setup() ([]xenbus.KV, error) {
 		{Key: "event-channel", Value: strconv.FormatUint(uint64(d.ch.Port()), 10)},
 		{Key: "request-rx-copy", Value: "1"},
 		{Key: "feature-rx-notify", Value: "1"},
-		{Key: "feature-no-csum-offload", Value: "1"},
 	}, nil
+}
+
+// offloadKeys are the receive offload keys we publish.
+func (o Options) offloadKeys() []xenbus.KV {
+	if o.NoOffload {
+		return []xenbus.KV{{Key: "feature-no-csum-offload", Value: "1"}}
+	}
+	return []xenbus.KV{{Key: "feature-sg", Value: "1"}, {Key: "feature-gso-tcpv4", Value: "1"}}
 }
 
 // start runs the ring service loop and the backend-state monitor.
@@ -481,6 +496,15 @@ func (d *Device) Name() string { return d.name }
 
 // MTU implements ipv4.Link.
 func (d *Device) MTU() int { return d.mtu }
+
+// MaxReceive is the longest frame Recv returns: with receive offload a
+// GSO packet of up to 64 KiB, otherwise an MTU-sized frame.
+func (d *Device) MaxReceive() int {
+	if d.opts.NoOffload {
+		return d.mtu + ipv4.EthernetHeaderSize
+	}
+	return maxPacket
+}
 
 // MAC implements ipv4.Link: the "mac" node.
 func (d *Device) MAC() [6]byte { return d.mac }

@@ -167,6 +167,26 @@ func recv(t testing.TB, d *netfront.Device) []byte {
 	return f
 }
 
+// TestNoOffload: without receive offload we ask for complete checksums
+// and take frames of the MTU only.
+func TestNoOffload(t *testing.T) {
+	e := newEnv(t, xentest.NetbackConfig{})
+	d := e.open(t, netfront.Options{NoOffload: true})
+	keys := e.nb.FrontendKeys()
+	if keys["feature-no-csum-offload"] != "1" {
+		t.Errorf("feature-no-csum-offload = %q", keys["feature-no-csum-offload"])
+	}
+	for _, k := range []string{"feature-sg", "feature-gso-tcpv4"} {
+		if _, ok := keys[k]; ok {
+			t.Errorf("%s offered", k)
+		}
+	}
+	if n := d.MaxReceive(); n != 1500+14 {
+		t.Errorf("MaxReceive %d without offload", n)
+	}
+	e.closeAndCheck(t, d)
+}
+
 func TestConnect(t *testing.T) {
 	e := newEnv(t, xentest.NetbackConfig{MTU: 9000})
 	d := e.open(t, netfront.Options{})
@@ -174,15 +194,18 @@ func TestConnect(t *testing.T) {
 		t.Fatalf("MAC %x MTU %d name %s", d.MAC(), d.MTU(), d.Name())
 	}
 	keys := e.nb.FrontendKeys()
-	for k, want := range map[string]string{"request-rx-copy": "1", "feature-rx-notify": "1", "feature-no-csum-offload": "1"} {
+	for k, want := range map[string]string{"request-rx-copy": "1", "feature-rx-notify": "1", "feature-sg": "1", "feature-gso-tcpv4": "1"} {
 		if keys[k] != want {
 			t.Errorf("%s = %q", k, keys[k])
 		}
 	}
-	for _, k := range []string{"feature-sg", "feature-gso-tcpv4", "multi-queue-num-queues", "event-channel-tx"} {
+	for _, k := range []string{"feature-no-csum-offload", "multi-queue-num-queues", "event-channel-tx"} {
 		if _, ok := keys[k]; ok {
 			t.Errorf("%s offered", k)
 		}
+	}
+	if n := d.MaxReceive(); n != 65535+14 {
+		t.Errorf("MaxReceive %d with receive offload", n)
 	}
 	if e.nb.Backend().State() != xen.StateConnected || len(e.nb.ProtocolErrors()) != 0 {
 		t.Fatalf("backend %v, errors %v", e.nb.Backend().State(), e.nb.ProtocolErrors())
@@ -280,6 +303,24 @@ func TestReceiveShapes(t *testing.T) {
 		}
 	}
 	if st := d.Stats(); st.RxMultiSlot != 20 || st.RxExtras != 20 || st.RxErrors != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	e.closeAndCheck(t, d)
+}
+
+// TestReceiveGSO: a 64 KiB GSO packet, as netback sends it with receive
+// offload (a page per slot and a GSO extra-info slot), arrives whole; one
+// byte more than a 64 KiB IP packet is dropped.
+func TestReceiveGSO(t *testing.T) {
+	e := newEnv(t, xentest.NetbackConfig{SplitRx: 4096, RxExtra: true})
+	d := e.open(t, netfront.Options{})
+	big := frame(d.MaxReceive(), 7)
+	e.nb.Inject(frame(d.MaxReceive()+1, 8))
+	e.nb.Inject(big)
+	if got := recv(t, d); !bytes.Equal(got, big) {
+		t.Fatalf("%d-byte frame arrived as %d bytes", len(big), len(got))
+	}
+	if st := d.Stats(); st.RxMultiSlot != 2 || st.RxErrors != 1 || st.RxPackets != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 	e.closeAndCheck(t, d)

@@ -58,6 +58,15 @@ type Link interface {
 	Recv(ctx context.Context) ([]byte, error)
 }
 
+// LargeReceiver is a Link that may deliver frames longer than its MTU
+// allows: a netfront with receive offload hands over TCP segments of up
+// to 64 KiB that dom0 never cut to the MTU (GSO).
+type LargeReceiver interface {
+	// MaxReceive is the longest frame (Ethernet header included) Recv
+	// returns.
+	MaxReceive() int
+}
+
 // PacketConn is a UDP endpoint as DHCP and TFTP clients use it. *UDPConn
 // implements it; tests can adapt a host socket.
 type PacketConn interface {
@@ -133,7 +142,7 @@ type Stats struct {
 	BadChecksum uint64 // IP, UDP or ICMP checksum mismatch
 	Fragments   uint64 // IP fragments (dropped: no reassembly)
 	Unsupported uint64 // other EtherTypes, IP protocols, ICMP types, VLAN tags
-	Oversize    uint64 // longer than MTU plus the Ethernet header
+	Oversize    uint64 // longer than MTU plus the Ethernet header (or LargeReceiver's limit)
 	NoPort      uint64 // UDP to a port nobody listens on
 	QueueFull   uint64 // UDP dropped because the reader lags behind
 	ARPReplies  uint64 // ARP replies we sent
@@ -152,7 +161,10 @@ type Stack struct {
 	link Link
 	mac  HardwareAddr
 	mtu  int
-	cfg  Config
+	// maxFrame is the longest frame accepted: MTU-sized, or what a
+	// LargeReceiver delivers.
+	maxFrame int
+	cfg      Config
 
 	ctx    context.Context // ended by Close
 	cancel context.CancelFunc
@@ -196,11 +208,16 @@ func New(link Link, cfg Config) (*Stack, error) {
 	if mac.IsMulticast() || mac == (HardwareAddr{}) {
 		return nil, fmt.Errorf("ipv4: link MAC %v: %w", mac, ErrBadAddress)
 	}
+	maxFrame := mtu + EthernetHeaderSize
+	if l, ok := link.(LargeReceiver); ok {
+		maxFrame = max(maxFrame, min(l.MaxReceive(), 65535+EthernetHeaderSize))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Stack{
 		link:     link,
 		mac:      mac,
 		mtu:      mtu,
+		maxFrame: maxFrame,
 		cfg:      cfg.withDefaults(),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -333,7 +350,7 @@ func directedBroadcast(p netip.Prefix) netip.Addr {
 // peer controls.
 func (s *Stack) input(f []byte) {
 	s.st.rx.Add(1)
-	if len(f) > s.mtu+EthernetHeaderSize {
+	if len(f) > s.maxFrame {
 		s.st.oversize.Add(1)
 		return
 	}

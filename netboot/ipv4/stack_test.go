@@ -614,3 +614,63 @@ func TestHandleIPAndSendIP(t *testing.T) {
 	}
 	l.quiet(t)
 }
+
+// largeLink is a testLink that delivers frames up to max bytes (receive
+// offload).
+type largeLink struct {
+	*testLink
+	max int
+}
+
+func (l largeLink) MaxReceive() int { return l.max }
+
+// TestLargeReceive: a LargeReceiver's frames above the MTU reach the
+// protocol handlers, up to its limit; other links drop them.
+func TestLargeReceive(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		max  int // 0: plain link
+		size int // TCP payload
+		ok   bool
+	}{
+		{"plain, MTU-sized", 0, 1480, true},
+		{"plain, above the MTU", 0, 30000, false},
+		{"large, 64 KiB segment", 65535 + EthernetHeaderSize, 65535 - HeaderSize, true},
+		{"large, above its limit", 9000 + EthernetHeaderSize, 9000, false},
+		{"large, limit beyond IPv4's is capped", 1 << 20, 65535 - HeaderSize, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tl := newTestLink()
+			var l Link = tl
+			if tc.max > 0 {
+				l = largeLink{tl, tc.max}
+			}
+			s, err := New(l, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Configure(netip.MustParsePrefix("10.0.0.10/24"), ipB); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan int, 1)
+			if err := s.HandleIP(6, func(p []byte) { got <- len(p) }); err != nil {
+				t.Fatal(err)
+			}
+			tl.inject(ethFrame(macA, macB, EtherTypeIPv4, ipPacket(Header{Protocol: 6, Src: ipB, Dst: ipA}, make([]byte, tc.size))))
+			select {
+			case n := <-got:
+				if !tc.ok || n != HeaderSize+tc.size {
+					t.Fatalf("handler got %d bytes (ok %v)", n, tc.ok)
+				}
+			case <-time.After(200 * time.Millisecond):
+				if tc.ok {
+					t.Fatalf("frame not delivered: %+v", s.Stats())
+				}
+				if st := s.Stats(); st.Oversize != 1 {
+					t.Fatalf("frame not counted as oversize: %+v", st)
+				}
+			}
+		})
+	}
+}
