@@ -272,12 +272,14 @@ func (r *Result) fetch(ctx context.Context, l Location, opts tftp.Options) ([]by
 		Options:  opts,
 		Attempts: r.cfg.Attempts,
 		Report: func(name string, s tftp.Stats, el time.Duration, err error) {
+			// "10.0.0.1/vmlinuz" for "/vmlinuz" and for "vmlinuz" alike.
+			at := srv.Addr().String() + "/" + strings.TrimPrefix(name, "/")
 			if err != nil {
-				r.cfg.Log("tftp %v%s: failed after %d bytes, %d retransmissions: %v", srv.Addr(), name, s.Bytes, s.Retransmissions, err)
+				r.cfg.Log("tftp %s: failed after %d bytes, %d retransmissions: %v", at, s.Bytes, s.Retransmissions, err)
 				return
 			}
-			r.cfg.Log("tftp %v%s: %d bytes in %v (blksize %d, windowsize %d), %d retransmissions, %d duplicates",
-				srv.Addr(), name, s.Bytes, el.Round(time.Millisecond), s.BlockSize, s.WindowSize, s.Retransmissions, s.Duplicates)
+			r.cfg.Log("tftp %s: %d bytes in %v (blksize %d, windowsize %d), %d retransmissions, %d duplicates",
+				at, s.Bytes, el.Round(time.Millisecond), s.BlockSize, s.WindowSize, s.Retransmissions, s.Duplicates)
 		},
 	}
 	return c.ReadFile(ctx, srv, l.Path)
