@@ -149,6 +149,26 @@ func image(n int, seed uint64) []byte {
 	return b
 }
 
+// parallel runs f(0) … f(n-1) in goroutines and reports their errors.
+func parallel(t *testing.T, n int, f func(g int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[g] = f(g)
+		}()
+	}
+	wg.Wait()
+	for g, err := range errs {
+		if err != nil {
+			t.Errorf("goroutine %d: %v", g, err)
+		}
+	}
+}
+
 // readAll reads the whole device in pieces of random (unaligned)
 // offsets and lengths and compares with want.
 func readAll(t testing.TB, d *blkfront.Device, want []byte, rng *rand.Rand) {
@@ -354,34 +374,22 @@ func TestConcurrentReaders(t *testing.T) {
 			tc.bb.Image = want
 			bb := e.disk(t, tc.bb)
 			d := e.open(t, bb, tc.opts)
-			var wg sync.WaitGroup
-			errc := make(chan error, 16)
-			for g := 0; g < 16; g++ {
-				wg.Add(1)
-				go func(g int) {
-					defer wg.Done()
-					rng := rand.New(rand.NewPCG(uint64(g), 99))
-					buf := make([]byte, 300000)
-					for i := 0; i < 40; i++ {
-						n := 1 + rng.IntN(len(buf))
-						off := rng.Int64N(int64(len(want) - n))
-						m, err := d.ReadAt(buf[:n], off)
-						if err != nil || m != n {
-							errc <- fmt.Errorf("goroutine %d: ReadAt(%d at %d) = %d, %v", g, n, off, m, err)
-							return
-						}
-						if !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
-							errc <- fmt.Errorf("goroutine %d: wrong data at %d+%d", g, off, n)
-							return
-						}
+			parallel(t, 16, func(g int) error {
+				rng := rand.New(rand.NewPCG(uint64(g), 99))
+				buf := make([]byte, 300000)
+				for i := 0; i < 40; i++ {
+					n := 1 + rng.IntN(len(buf))
+					off := rng.Int64N(int64(len(want) - n))
+					m, err := d.ReadAt(buf[:n], off)
+					if err != nil || m != n {
+						return fmt.Errorf("ReadAt(%d at %d) = %d, %v", n, off, m, err)
 					}
-				}(g)
-			}
-			wg.Wait()
-			close(errc)
-			for err := range errc {
-				t.Error(err)
-			}
+					if !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
+						return fmt.Errorf("wrong data at %d+%d", off, n)
+					}
+				}
+				return nil
+			})
 			st := d.Stats()
 			if st.MaxInFlight < 2 || st.InFlight != 0 {
 				t.Errorf("in flight: max %d now %d", st.MaxInFlight, st.InFlight)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -194,32 +193,21 @@ func TestReadAheadYields(t *testing.T) {
 	// 16 segments and an indirect page per request: half of 100 pages
 	// is just enough for read-ahead.
 	d := e.open(t, bb, blkfront.Options{MaxSegments: 16, BufferPages: 100})
-	var wg sync.WaitGroup
-	errc := make(chan error, 8)
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(g), 7))
-			buf := make([]byte, 200000)
-			for i := 0; i < 30; i++ {
-				n := 1 + rng.IntN(len(buf))
-				off := rng.Int64N(int64(len(want) - n))
-				if g < 2 {
-					n, off = 130000, int64(i)*100000 // sequential
-				}
-				if m, err := d.ReadAt(buf[:n], off); err != nil || m != n || !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
-					errc <- fmt.Errorf("goroutine %d: ReadAt(%d at %d) = %d, %v", g, n, off, m, err)
-					return
-				}
+	parallel(t, 8, func(g int) error {
+		rng := rand.New(rand.NewPCG(uint64(g), 7))
+		buf := make([]byte, 200000)
+		for i := 0; i < 30; i++ {
+			n := 1 + rng.IntN(len(buf))
+			off := rng.Int64N(int64(len(want) - n))
+			if g < 2 {
+				n, off = 130000, int64(i)*100000 // sequential
 			}
-		}(g)
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Error(err)
-	}
+			if m, err := d.ReadAt(buf[:n], off); err != nil || m != n || !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
+				return fmt.Errorf("ReadAt(%d at %d) = %d, %v", n, off, m, err)
+			}
+		}
+		return nil
+	})
 	if d.Stats().ReadAhead == 0 {
 		t.Error("no read-ahead")
 	}

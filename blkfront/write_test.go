@@ -174,30 +174,22 @@ func TestConcurrentWriters(t *testing.T) {
 			d := e.open(t, bb, blkfront.Options{})
 			want = bytes.Clone(want)
 			const writers, piece, rounds = 8, 300, 40
-			var wg sync.WaitGroup
-			errc := make(chan error, writers)
+			pieceOf := func(g int) []byte { return bytes.Repeat([]byte{byte(g + 1)}, piece) }
 			for g := 0; g < writers; g++ {
-				p := bytes.Repeat([]byte{byte(g + 1)}, piece)
 				for k := 0; k < rounds; k++ {
-					copy(want[(k*writers+g)*piece:], p)
+					copy(want[(k*writers+g)*piece:], pieceOf(g))
 				}
-				wg.Add(1)
-				go func(g int) {
-					defer wg.Done()
-					for k := 0; k < rounds; k++ {
-						off := int64((k*writers + g) * piece)
-						if n, err := d.WriteAt(p, off); n != piece || err != nil {
-							errc <- fmt.Errorf("writer %d: WriteAt at %d: %d, %v", g, off, n, err)
-							return
-						}
+			}
+			parallel(t, writers, func(g int) error {
+				p := pieceOf(g)
+				for k := 0; k < rounds; k++ {
+					off := int64((k*writers + g) * piece)
+					if n, err := d.WriteAt(p, off); n != piece || err != nil {
+						return fmt.Errorf("WriteAt at %d: %d, %v", off, n, err)
 					}
-				}(g)
-			}
-			wg.Wait()
-			close(errc)
-			for err := range errc {
-				t.Error(err)
-			}
+				}
+				return nil
+			})
 			if !bytes.Equal(bb.Image(), want) {
 				t.Fatal("a write was lost")
 			}
