@@ -5,6 +5,12 @@
 #  2. gone: the TFTP server is killed in the middle of the kernel; the
 #     console says the server is gone and the menu comes back (nothing
 #     hangs); dom0 starts the server again, Enter boots the entry.
+#  3. http: a menu whose default kernel is on an HTTP port nobody
+#     listens on, whose first fallback is on a server that sends the
+#     headers and a little data and then stalls, and whose second is
+#     served by busybox httpd. Each failure is said on the console
+#     (refused; stalled, after the 30 s idle deadline) and the third
+#     entry boots.
 mkdir -p srv/pxe
 cp /tb/vmlinuz srv/vmlinuz
 cp /tb/guest-initrd.gz srv/initrd.img
@@ -53,4 +59,45 @@ showlog gone | grep -v '^\[gone\] \[ *[0-9.]*\] *\[ *[0-9.]*\]' | tail -n 40
 grep -aq 'net: tftp 10.0.0.1/vmlinuz: failed' gone.log || fail "gone: the kernel transfer did not fail when the server died"
 grep -aq 'cannot boot.*tftp' gone.log || fail "gone: no clear message about the lost server"
 grep -aq 'GUEST-UP.*tbmark=netboot-faults' gone.log || fail "gone: the entry did not boot once the server was back"
+
+cat > srv/pxe/http.lst <<CFG
+default 0
+fallback 1 2
+timeout 1
+title HTTP server refuses
+	kernel (http,10.0.0.1:8081)/vmlinuz console=hvc0
+title HTTP server stalls
+	kernel (http,10.0.0.1:8080)/vmlinuz console=hvc0
+title Debian over HTTP
+	kernel (http)/vmlinuz console=hvc0 tbmark=netboot-faults
+	initrd (http)/initrd.img
+CFG
+httpserver "$PWD/srv"
+# The stalling server: headers promising 100 MB, 64 KiB of it, then
+# nothing; connections are kept open until the scenario ends.
+python3 -c '
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.0.0.1", 8080))
+s.listen(8)
+open("stall.ready", "w").close()
+held = []
+while True:
+    c, _ = s.accept()
+    c.recv(4096)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n" + bytes(65536))
+    held.append(c)
+' 2>stall.log &
+stall=$!
+i=0; while [ ! -e stall.ready ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done
+[ -e stall.ready ] || fail "http: the stalling server did not start: $(cat stall.log)"
+MEM=256 domcfg http 'extra="(nd)/pxe/http.lst"' 'vif=["bridge=xenbr0,mac=00:16:3e:00:00:53"]'
+console http http.cfg 'GUEST-UP|fatal|minios:|Kernel panic|back to the menu' 300 > http.out 2>&1
+kill "$stall" 2>/dev/null
+showlog http | grep -v '^\[http\] \[ *[0-9.]*\] *\[ *[0-9.]*\]' | tail -n 30
+grep -a 'cannot boot' http.log | tr -d '\r' | sed 's/^.*gopvgrub: /NOTE: http: /'
+grep -aq 'cannot boot "HTTP server refuses".*refused' http.log || fail "http: no clear message for the refused connection"
+grep -aq 'cannot boot "HTTP server stalls".*stalled' http.log || fail "http: no clear message for the stalled server"
+grep -aq 'GUEST-UP.*tbmark=netboot-faults' http.log || fail "http: the third entry did not boot"
 netservers_stop
