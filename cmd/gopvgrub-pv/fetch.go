@@ -20,6 +20,8 @@ import (
 //	FETCH tftp ws W bytes N ms T MBps R sha256 S
 //	FETCH http bytes N ms T MBps R sha256 S
 //
+// each followed by a FETCH-VIF line: what the vif counted meanwhile.
+//
 // and the vif is handed back at the end.
 func fetchTest(args []string) error {
 	file, wsList, http := "", "1,8,16", false
@@ -53,14 +55,19 @@ func fetchTest(args []string) error {
 	fetch := func(what, path string, o tftp.Options) error {
 		ctx, cancel := context.WithTimeout(context.Background(), netFetchTimeout)
 		defer cancel()
+		s0 := bl.nic.Stats()
 		t0 := time.Now()
 		b, err := bl.net.FetchWith(ctx, path, o)
 		el := time.Since(t0)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
+		s1 := bl.nic.Stats()
 		fmt.Printf("FETCH %s bytes %d ms %d MBps %.2f sha256 %x\n", what, len(b), el.Milliseconds(),
 			float64(len(b))/el.Seconds()/1e6, sha256.Sum256(b))
+		fmt.Printf("FETCH-VIF %s: rx packets %d multi-slot %d checksums completed %d tx packets %d notifies %d\n", what,
+			s1.RxPackets-s0.RxPackets, s1.RxMultiSlot-s0.RxMultiSlot, s1.RxChecksumFixed-s0.RxChecksumFixed,
+			s1.TxPackets-s0.TxPackets, s1.Notifies-s0.Notifies)
 		return nil
 	}
 	for _, w := range strings.Split(wsList, ",") {
