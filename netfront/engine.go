@@ -203,10 +203,9 @@ func (e *rxEngine) finish(deliver func([]byte)) {
 
 // fixChecksum completes the UDP or TCP checksum of an IPv4 frame the
 // backend marked NETRXF_csum_blank (checksum offload: the field holds only
-// the pseudo-header sum, or anything). We ask for no offload
-// (feature-no-csum-offload), so only a backend that ignores it sends these;
-// the checksum is then computed over the data as received. Anything else is
-// left alone.
+// the pseudo-header sum, or anything): with receive offload, dom0's own
+// TCP and UDP arrive so. The checksum is computed over the data as
+// received. Anything else is left alone.
 func fixChecksum(f []byte) bool {
 	if len(f) < ipv4.EthernetHeaderSize+ipv4.HeaderSize || binary.BigEndian.Uint16(f[12:14]) != ipv4.EtherTypeIPv4 {
 		return false
@@ -250,8 +249,8 @@ type txStats struct {
 }
 
 // txEngine sends each frame from its own granted page, one slot per frame
-// (a frame never exceeds a page: we offer no scatter-gather), and frees the
-// page when the response with its id arrives.
+// (we send no scatter-gather: a frame never exceeds a page), and frees
+// the page when the response with its id arrives.
 type txEngine struct {
 	ring  *sring.Front
 	pages [][]byte

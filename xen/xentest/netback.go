@@ -557,7 +557,7 @@ func (nb *Netback) txPacketLocked(s *netSession, r netif.TxRequest) ([]byte, []n
 		}
 	}
 	if r.Flags&netif.TxMoreData != 0 {
-		return nil, chain, fmt.Errorf("multi-slot tx packet (not simulated; netfront offers no feature-sg)")
+		return nil, chain, fmt.Errorf("multi-slot tx packet (not simulated; netfront sends none)")
 	}
 	n := int(r.Size)
 	if n < 14 {
