@@ -1,9 +1,6 @@
 package blkfront
 
-import (
-	"context"
-	"slices"
-)
+import "context"
 
 // Read-ahead. Each ReadAt's requests go in flight together, but the
 // ring drains before the next ReadAt submits anything: with the backend
@@ -176,11 +173,9 @@ func (c *conn) cachedRead(ctx context.Context, k call, p []byte, off int64) (int
 		} else {
 			c.d.st.cacheMisses.Add(1)
 			data = make([]byte, min(cacheBlock, c.size-blk))
-			n, err := c.read(ctx, k, data, blk)
-			if err != nil {
+			if _, err := c.read(ctx, k, data, blk); err != nil {
 				return copied, err
 			}
-			data = slices.Clip(data[:n])
 			c.mu.Lock()
 			c.cache.putLocked(blk, data, gen, c.gen)
 			c.mu.Unlock()
