@@ -8,8 +8,12 @@ import (
 )
 
 // discardLink is a Link that never receives and drops what is sent, for
-// feeding frames to Stack.input directly.
+// feeding frames to Stack.input directly. It takes frames up to 64 KiB,
+// as netfront with receive offload does, so that frames above the MTU
+// are parsed too.
 type discardLink struct{}
+
+func (discardLink) MaxReceive() int { return 65535 + EthernetHeaderSize }
 
 func (discardLink) MTU() int                                 { return 1500 }
 func (discardLink) MAC() [6]byte                             { return macA }
