@@ -7,16 +7,11 @@
 # QEMU's emulated virtio disk under TCG; the ratio is what carries over.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-make -s image >/dev/null || exit 1
-res=$(mktemp -d /tmp/gopvgrub-bench-blkfront.XXXXXX)
-E2E_RESULTS=$res bash testbed/e2e.sh bench-blkfront >&2
-log=$res/bench-blkfront.log
-vals() { grep -a "^BENCH $1 " "$log" | awk '{print $3}'; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "NA"; else print a[int((NR+1)/2)]}'; }
+. bench/lib.sh
+testbed_bench bench-blkfront
 d=$(vals dom0 | median)
-ratio() { awk -v a="$1" -v b="$d" 'BEGIN { if (a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%.2f", a/b }'; }
 g=$(vals gopvgrub | median)
-echo "bench blkfront-seq-read: $g MB/s for 256 MiB ratio $(ratio "$g") vs dom0 dd iflag=direct ($d MB/s); target >= 0.9"
+echo "bench blkfront-seq-read: $g MB/s for 256 MiB ratio $(ratio "$g" "$d") vs dom0 dd iflag=direct ($d MB/s); target >= 0.9"
 n=$(vals noreadahead | median)
-echo "bench blkfront-seq-read-noreadahead: $n MB/s for 256 MiB ratio $(ratio "$n") vs dom0 dd iflag=direct ($d MB/s)"
+echo "bench blkfront-seq-read-noreadahead: $n MB/s for 256 MiB ratio $(ratio "$n" "$d") vs dom0 dd iflag=direct ($d MB/s)"
 echo "bench blkfront: logs in $res" >&2

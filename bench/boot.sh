@@ -13,14 +13,9 @@
 # are what carries over.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-make -s image >/dev/null || exit 1
+. bench/lib.sh
+testbed_bench bench-boot
 elf=$(stat -c %s build/gopvgrub.elf); gz=$(stat -c %s build/gopvgrub-x86_64.gz)
-res=$(mktemp -d /tmp/gopvgrub-bench-boot.XXXXXX)
-E2E_RESULTS=$res bash testbed/e2e.sh bench-boot >&2
-log=$res/bench-boot.log
-vals() { grep -a "^BENCH $1 " "$log" | awk '{print $3}'; }
-median() { grep -v NA | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "NA"; else print a[int((NR+1)/2)]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%.2f", a/b }'; }
 
 echo "bench boot-image-size: $((elf >> 10)) KiB ELF, $((gz >> 10)) KiB gzip ratio $(ratio "$gz" "$elf") vs ELF"
 h=$(vals hello | median); st=$(vals selftest | median); pk=$(vals selftest_peak_pages | median)

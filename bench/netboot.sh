@@ -6,12 +6,9 @@
 # busybox wget over HTTP, and by gopvgrub over HTTP (busybox httpd).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-make -s image >/dev/null || exit 1
-res=$(mktemp -d /tmp/gopvgrub-bench-netboot.XXXXXX)
-E2E_RESULTS=$res bash testbed/e2e.sh bench-netboot >&2
-log=$res/bench-netboot.log
-val() { v=$(grep -a "^BENCH $1 " "$log" | awk '{print $3}' | head -n 1); echo "${v:-NA}"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%.2f", a/b }'; }
+. bench/lib.sh
+testbed_bench bench-netboot
+val() { vals "$1" | head -n 1 | median; }
 bt=$(val busybox-tftp); bw=$(val busybox-wget)
 for ws in 1 8 16; do
   g=$(val gopvgrub_ws$ws)

@@ -3,10 +3,12 @@
 # them. Each prints lines `bench NAME: <value> <unit> ... ratio <r> vs <what>`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# bench/lib.sh is the groups' shared code, not a group.
+groups=$(ls bench | sed -n 's/\.sh$//p' | grep -vx lib)
 if [ $# -gt 0 ] && [ -n "$1" ]; then
-  [ -f "bench/$1.sh" ] || { echo "bench: no group $1 (have: $(ls bench | sed 's/\.sh$//' | tr '\n' ' '))" >&2; exit 2; }
+  echo "$groups" | grep -qx -- "$1" || { echo "bench: no group $1 (have: $(echo $groups))" >&2; exit 2; }
   exec bash "bench/$1.sh"
 fi
 status=0
-for f in bench/*.sh; do bash "$f" || status=1; done
+for g in $groups; do bash "bench/$g.sh" || status=1; done
 exit $status
